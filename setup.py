@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+
+def read_version() -> str:
+    namespace: dict = {}
+    with open('mmlr/version.py') as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+setup(
+    name='mmlr',
+    version=read_version(),
+    description='Layer-wise LR decay and chainable LR schedulers for '
+    'mmengine (OpenMMLab) training, as a plugin',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['mmlr', 'mmlr.*']),
+    python_requires='>=3.10',
+    install_requires=[
+        'torch>=2.6',
+        'mmengine>=0.10.7,<0.11',
+        'numpy',
+    ],
+    extras_require={
+        # the demo model and data set
+        'demo': ['timm>=1.0,<1.1', 'torchvision', 'scikit-learn'],
+        'tests': [
+            'timm>=1.0,<1.1', 'torchvision', 'scikit-learn', 'mmcv-lite',
+            'pytest', 'hypothesis', 'matplotlib'
+        ],
+    },
+    license='Apache-2.0',
+)

@@ -1,0 +1,117 @@
+"""Loading mmengine checkpoints with torch.load(weights_only=True)."""
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+
+import mmlr  # noqa: F401  (applies the allow-list)
+from mmlr.checkpoint import history_buffer_getattr
+
+
+class _PickledAs:
+    """Pickles as ``func(*args)``, to craft hostile checkpoints."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def mmengine_like_checkpoint() -> dict:
+    # What Runner.save_checkpoint writes besides tensors: the message hub's
+    # state (HistoryBuffers of numpy arrays; a numpy scalar among the runtime
+    # info) and plain metadata.
+    hub = MessageHub(f'ckpt-test-{id(object())}')
+    for loss in (0.9, 0.7, 0.5):
+        hub.update_scalar('train/loss', loss)
+    hub.update_info('best_score', np.float64(97.5))
+    return dict(
+        meta=dict(epoch=2, iter=90, seed=0, mmengine_version='0.10.7'),
+        state_dict={'w': torch.ones(2)},
+        message_hub=hub.state_dict(),
+        param_schedulers=[dict(last_step=3, base_values=[0.1])])
+
+
+def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
+    path = tmp_path / 'epoch_2.pth'
+    torch.save(mmengine_like_checkpoint(), path)
+
+    loaded = torch.load(path, weights_only=True)
+
+    buffer = loaded['message_hub']['log_scalars']['train/loss']
+    assert isinstance(buffer, HistoryBuffer)
+    assert buffer.mean() == pytest.approx((0.9 + 0.7 + 0.5) / 3)
+    assert buffer.current() == pytest.approx(0.5)
+    assert loaded['message_hub']['runtime_info']['best_score'] == 97.5
+
+
+def test_without_mmlr_torch_refuses_the_same_checkpoint(tmp_path):
+    # Proves the test above exercises the allow-list: a fresh process that
+    # does not import mmlr cannot load the file.
+    path = tmp_path / 'epoch_2.pth'
+    torch.save(mmengine_like_checkpoint(), path)
+    code = ('import torch, sys\n'
+            'try:\n'
+            f'    torch.load({str(path)!r}, weights_only=True)\n'
+            'except Exception as e:\n'
+            '    print(type(e).__name__, e); sys.exit(3)\n')
+    result = subprocess.run([sys.executable, '-c', code],
+                            capture_output=True,
+                            text=True)
+    assert result.returncode == 3
+    assert 'HistoryBuffer' in result.stdout
+
+
+@pytest.mark.parametrize('target, name', [
+    (HistoryBuffer, '__init__'),
+    (HistoryBuffer, 'update'),
+    (np.ndarray, 'tofile'),
+    (torch.Tensor, 'add_'),
+])
+def test_getattr_in_a_checkpoint_is_refused_beyond_history_buffer_stats(
+        tmp_path, target, name):
+    path = tmp_path / 'hostile.pth'
+    torch.save({'x': _PickledAs(getattr, target, name)}, path)
+    with pytest.raises(pickle.UnpicklingError, match='only allows'):
+        torch.load(path, weights_only=True)
+
+
+def test_getattr_stand_in_returns_exactly_the_statistics_methods():
+    for name in ('min', 'max', 'mean', 'current'):
+        assert history_buffer_getattr(HistoryBuffer,
+                                      name) is getattr(HistoryBuffer, name)
+    with pytest.raises(pickle.UnpicklingError):
+        history_buffer_getattr(HistoryBuffer, 'statistics')
+    with pytest.raises(pickle.UnpicklingError):
+        history_buffer_getattr(object, 'mean')
+
+
+def test_unrelated_globals_stay_refused(tmp_path):
+    path = tmp_path / 'hostile.pth'
+    torch.save({'x': _PickledAs(print, 'pwned')}, path)
+    with pytest.raises(pickle.UnpicklingError, match='print'):
+        torch.load(path, weights_only=True)
+
+
+def test_numpy_1_spelling_of_array_reconstruction_loads():
+    # numpy 1 wrote 'numpy.core.multiarray._reconstruct'; numpy 2 writes
+    # 'numpy._core...'. The legacy (protocol 2) format names globals as plain
+    # text, so renaming the module in the bytes makes a numpy-1 file.
+    import io
+    buffer = io.BytesIO()
+    torch.save({'a': np.arange(3.0), 's': np.float64(2.5)},
+               buffer,
+               _use_new_zipfile_serialization=False)
+    numpy2 = buffer.getvalue()
+    assert b'numpy._core.multiarray' in numpy2
+    numpy1 = numpy2.replace(b'numpy._core.multiarray', b'numpy.core.multiarray')
+
+    loaded = torch.load(io.BytesIO(numpy1), weights_only=True)
+
+    assert loaded['a'].tolist() == [0.0, 1.0, 2.0]
+    assert loaded['s'] == 2.5

@@ -1,0 +1,41 @@
+"""The digits demo: data split, model and metric."""
+import torch
+
+from mmlr.demo import Accuracy, DigitsDataset, DigitsViT
+
+
+def test_split_is_fixed_disjoint_stratified_and_complete():
+    train, val = DigitsDataset('train'), DigitsDataset('val')
+    assert len(train) + len(val) == 1797  # every image of sklearn's digits
+    # 20 % of each class (rounded), so val holds 178*0.2 -> 36 zeros ...
+    assert len(val) == 359
+    assert torch.bincount(val.labels, minlength=10).min() >= 35
+    train_images = {tuple(x.flatten().tolist()) for x in train.images}
+    assert not any(
+        tuple(x.flatten().tolist()) in train_images for x in val.images)
+    assert torch.equal(DigitsDataset('val').labels, val.labels)
+    assert not torch.equal(DigitsDataset('val', seed=1).labels, val.labels)
+
+
+def test_items_are_scaled_single_channel_images():
+    item = DigitsDataset('val')[0]
+    assert item['inputs'].shape == (1, 8, 8)
+    # pixel values 0..16 map to -1..1
+    assert item['inputs'].min() >= -1 and item['inputs'].max() <= 1
+    assert 0 <= int(item['label']) <= 9
+
+
+def test_model_modes_and_metric():
+    torch.manual_seed(0)
+    model = DigitsViT(embed_dim=32, depth=2, num_heads=2)
+    inputs = torch.randn(4, 1, 8, 8)
+    labels = torch.tensor([0, 1, 2, 3])
+    assert model(inputs).shape == (4, 10)
+    assert model(inputs, labels, mode='loss')['loss'].ndim == 0
+    preds = model(inputs, labels, mode='predict')
+    assert [p['label'] for p in preds] == [0, 1, 2, 3]
+
+    metric = Accuracy()
+    metric.process(None, [dict(pred=1, label=1), dict(pred=2, label=3)])
+    metric.process(None, [dict(pred=4, label=4), dict(pred=5, label=5)])
+    assert metric.compute_metrics(metric.results) == dict(top1=75.0)

@@ -1,0 +1,84 @@
+"""Train a model from an mmengine config.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]]
+                                 [--amp] [--cfg-options KEY=VALUE ...]
+                                 [--launcher {none,pytorch,slurm,mpi}]
+
+The flags are those of mmpretrain's and mmdet's ``tools/train.py``. Beyond
+them, this script lets ``tools/dist_train.sh CONFIG N`` run on machines with
+no GPU (gloo backend, DDP without device ids) and resumes on torch >= 2.6
+(``import mmlr`` allow-lists what mmengine checkpoints hold).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Run from a source checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmlr.launch import (build_runner, parse_cfg_options,  # noqa: E402
+                         prepare_config, summary_line)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Train a model with mmengine (and mmlr).')
+    parser.add_argument('config', help='path of the config file')
+    parser.add_argument(
+        '--work-dir', help='where logs and checkpoints go; defaults to '
+        './work_dirs/<config name>')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the latest checkpoint of the work dir (no value or '
+        '"auto") or from the given checkpoint PATH')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='automatic mixed precision (needs a CUDA, NPU or MLU device)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        metavar='KEY=VALUE',
+        help='override config entries, e.g. train_cfg.max_epochs=2 '
+        'optim_wrapper.optimizer.lr=1e-3; values are parsed as Python '
+        'literals, "a,b" as a list')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher for distributed training')
+    # torch.distributed.launch passes --local-rank (older: --local_rank)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config!r} does not exist')
+    try:
+        args.cfg_options = parse_cfg_options(args.cfg_options)
+    except ValueError as error:
+        parser.error(f'argument --cfg-options: {error}')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = prepare_config(
+        args.config,
+        work_dir=args.work_dir,
+        resume=args.resume,
+        amp=args.amp,
+        cfg_options=args.cfg_options,
+        launcher=args.launcher)
+    runner = build_runner(cfg)
+    runner.train()
+    runner.logger.info(summary_line(runner))
+
+
+if __name__ == '__main__':
+    main()
