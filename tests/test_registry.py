@@ -118,3 +118,65 @@ def test_demo_components_build_by_scoped_name_without_custom_imports():
         print(type(dataset).__name__, len(dataset))
     ''')
     assert out.split() == ['DigitsViT', 'Accuracy', 'DigitsDataset', '359']
+
+
+def _build_scheduler(cfg: dict, default_scope: str | None):
+    import torch
+    from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with DefaultScope.overwrite_default_scope(default_scope):
+        return PARAM_SCHEDULERS.build(
+            dict(cfg, end=5), default_args=dict(optimizer=optimizer))
+
+
+@pytest.fixture(scope='module')
+def downstream_scope():
+    """A child registry like mmpretrain's or mmdet's, in its own scope."""
+    from mmengine.registry import PARAM_SCHEDULERS
+    Registry('parameter scheduler', parent=PARAM_SCHEDULERS,
+             scope='mmdownstream')
+    return 'mmdownstream'
+
+
+@pytest.mark.parametrize('scope', ['mmengine', None, 'downstream'])
+def test_bare_linear_lr_stays_mmengines_outside_the_mmlr_scope(
+        scope, downstream_scope):
+    from mmengine.optim.scheduler import LinearLR as MMEngineLinearLR
+    scope = downstream_scope if scope == 'downstream' else scope
+    built = _build_scheduler(dict(type='LinearLR'), scope)
+    assert type(built) is MMEngineLinearLR
+
+
+@pytest.mark.parametrize('scope', ['mmengine', None, 'downstream', 'mmlr'])
+@pytest.mark.parametrize('name',
+                         ['LinearDecayLR', 'LinearLrInterval', 'ReduceLR'])
+def test_free_names_resolve_bare_under_every_scope(name, scope,
+                                                   downstream_scope):
+    import mmlr.schedulers
+    scope = downstream_scope if scope == 'downstream' else scope
+    assert type(_build_scheduler(dict(type=name), scope)) is getattr(
+        mmlr.schedulers, name)
+
+
+@pytest.mark.parametrize('scope', ['mmengine', None, 'downstream', 'mmlr'])
+def test_scoped_names_reach_ours_from_every_scope(scope, downstream_scope):
+    from mmlr.schedulers import LinearLR
+    scope = downstream_scope if scope == 'downstream' else scope
+    assert type(_build_scheduler(dict(type='mmlr.LinearLR'), scope)) is \
+        LinearLR
+    if scope == 'mmlr':
+        assert type(_build_scheduler(dict(type='LinearLR'), scope)) is \
+            LinearLR
+
+
+def test_scoped_scheduler_builds_in_a_fresh_process_without_custom_imports():
+    out = _run('''
+        import torch
+        from mmengine.registry import PARAM_SCHEDULERS
+        o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        s = PARAM_SCHEDULERS.build(dict(type='mmlr.LinearLrInterval', end=5),
+                                   default_args=dict(optimizer=o))
+        print(type(s).__module__, type(s).__name__)
+    ''')
+    assert out.split() == ['mmlr.schedulers.linear_interval',
+                           'LinearLrInterval']

@@ -1,0 +1,253 @@
+"""``ReduceLR``: reduce the learning rate when a metric stops improving."""
+import math
+from numbers import Real
+
+from mmengine.logging import MessageHub, print_log
+from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
+from mmengine.optim.scheduler.param_scheduler import INF
+
+from ..registry import PARAM_SCHEDULERS
+from .base import ResumableScheduler, check_factor
+
+TRAIN_PREFIX = 'train/'
+
+
+class ReduceOnPlateauScheduler(ResumableScheduler):
+    """Plateau logic for any optimizer value; see :class:`ReduceLR`."""
+
+    need_val_args = True  # mmengine's ParamSchedulerHook passes val metrics
+    time_args = ('begin', 'end', 'check_interval')
+    progress_keys = ResumableScheduler.progress_keys + (
+        'best', 'num_bad_checks', 'cooldown_counter', 'num_checks',
+        'last_checked_iter')
+    setting_keys = ('begin', 'end', 'by_epoch', 'monitor', 'mode', 'factor',
+                    'patience', 'threshold', 'threshold_mode', 'cooldown',
+                    'min_values', 'eps', 'strict', 'check_interval')
+
+    def __init__(self, optimizer, param_name: str, monitor: str = 'loss',
+                 mode: str = 'min', factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = 'rel',
+                 cooldown: int = 0, min_value: float | list = 0.0,
+                 eps: float = 1e-8, strict: bool = True,
+                 check_interval: int = 1, begin: int = 0,
+                 end: int = INF, last_step: int = -1, by_epoch: bool = True,
+                 verbose: bool = False):
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f'monitor must be a metric name, got {monitor!r}')
+        if mode not in ('min', 'max'):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ('rel', 'abs'):
+            raise ValueError("threshold_mode must be 'rel' or 'abs', got "
+                             f'{threshold_mode!r}')
+        if isinstance(check_interval, bool) or not isinstance(
+                check_interval, int) or check_interval < 1:
+            raise ValueError(
+                f'check_interval must be an int >= 1, got {check_interval!r}')
+        for key, value in (('patience', patience), ('cooldown', cooldown)):
+            if isinstance(value, bool) or not isinstance(value,
+                                                         int) or value < 0:
+                raise ValueError(f'{key} must be an int >= 0, got {value!r}')
+        if not by_epoch and not monitor.startswith(TRAIN_PREFIX):
+            raise ValueError(
+                f'monitor={monitor!r} is a validation metric, which arrives '
+                'only to by_epoch=True schedulers (also in an iteration-based '
+                'loop); use by_epoch=True, or monitor a training scalar such '
+                f"as '{TRAIN_PREFIX}loss'")
+        self.monitor = monitor
+        self.mode = mode
+        self.factor = check_factor('factor', factor, open_low=True,
+                                   open_high=True)
+        self.patience = patience
+        self.threshold = check_factor('threshold', threshold,
+                                      high=float('inf'))
+        self.threshold_mode = threshold_mode
+        self.cooldown = cooldown
+        self.eps = check_factor('eps', eps, high=float('inf'))
+        self.strict = strict
+        self.check_interval = check_interval
+        self.min_values = self._per_group_min(optimizer, min_value)
+        self.best = math.inf if mode == 'min' else -math.inf
+        self.num_bad_checks = 0
+        self.cooldown_counter = 0
+        self.num_checks = 0
+        self.last_checked_iter = 0
+        self._warned_missing = False
+        super().__init__(optimizer, param_name, begin, end, last_step,
+                         by_epoch, verbose)
+
+    @staticmethod
+    def _per_group_min(optimizer, min_value) -> list[float]:
+        groups = optimizer.param_groups
+        # An OptimWrapper with several groups adds a pseudo group
+        # (base_param_settings) after the real ones.
+        real = getattr(optimizer, 'optimizer', optimizer).param_groups
+        if isinstance(min_value, (list, tuple)):
+            if len(min_value) != len(real):
+                raise ValueError(
+                    f'min_lr/min_value has {len(min_value)} entries but the '
+                    f'optimizer has {len(real)} param groups')
+            values = [check_factor('min_lr', v, high=math.inf)
+                      for v in min_value]
+            return values + values[-1:] * (len(groups) - len(real))
+        return [check_factor('min_lr', min_value, high=math.inf)] * len(groups)
+
+    @property
+    def watches_training(self) -> bool:
+        return self.monitor.startswith(TRAIN_PREFIX)
+
+    def _get_value(self) -> list[float]:
+        return [g[self.param_name] for g in self.optimizer.param_groups]
+
+    def step(self, metrics: dict | None = None) -> None:
+        """Without ``metrics``: the end of one epoch (``by_epoch``) or
+        iteration, which is when a training scalar is checked. With
+        ``metrics`` (after validation): check the monitored metric."""
+        if metrics is None:
+            self._global_step += 1
+            if self.watches_training and self._in_window() and (
+                    self._global_step - self.begin) % self.check_interval == 0:
+                self._check(self._training_mean())
+        elif not isinstance(metrics, dict):
+            raise TypeError(
+                f'metrics must be a dict, got {type(metrics).__name__}')
+        elif not self.watches_training and self._in_window():
+            if self.monitor in metrics:
+                self._check(metrics[self.monitor])
+            elif self.strict:
+                raise KeyError(
+                    f'ReduceLR monitors {self.monitor!r}, which is not among '
+                    f'the validation metrics {sorted(metrics)}; set monitor '
+                    'to one of them, or strict=False to skip')
+            elif not self._warned_missing:
+                self._warned_missing = True
+                print_log(
+                    f'ReduceLR: {self.monitor!r} is not among the validation '
+                    f'metrics {sorted(metrics)}; not reducing (strict=False)',
+                    logger='current', level=30)
+        self._last_value = self._get_value()
+
+    def _in_window(self) -> bool:
+        # _global_step counts completed epochs (iterations): the step just
+        # finished, number _global_step - 1, must lie in [begin, end).
+        return self.begin < self._global_step <= self.end
+
+    def _training_mean(self) -> float | None:
+        hub = MessageHub.get_current_instance()
+        now = hub.get_info('iter', None)
+        if self.monitor not in hub.log_scalars or now is None:
+            return None
+        count = max(1, now + 1 - self.last_checked_iter)
+        self.last_checked_iter = now + 1
+        return float(hub.get_scalar(self.monitor).mean(count))
+
+    def _check(self, value) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not (isinstance(value, Real) or hasattr(
+                value, 'item')):
+            raise TypeError(f'{self.monitor} must be a number, got {value!r}')
+        value = float(value)
+        self.num_checks += 1
+        if not math.isfinite(value):
+            print_log(
+                f'ReduceLR: {self.monitor} = {value}; counted as no '
+                'improvement', logger='current', level=30)
+        if math.isfinite(value) and self._is_better(value):
+            self.best = value
+            self.num_bad_checks = 0
+        else:
+            self.num_bad_checks += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_checks = 0
+        if self.num_bad_checks > self.patience:
+            self._reduce()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_checks = 0
+
+    def _is_better(self, value: float) -> bool:
+        # PyTorch's ReduceLROnPlateau comparisons; best starts at +-inf.
+        if self.mode == 'min' and self.threshold_mode == 'rel':
+            return value < self.best * (1.0 - self.threshold)
+        if self.mode == 'min':
+            return value < self.best - self.threshold
+        if self.threshold_mode == 'rel':
+            return value > self.best * (1.0 + self.threshold)
+        return value > self.best + self.threshold
+
+    def _reduce(self) -> None:
+        for i, group in enumerate(self.optimizer.param_groups):
+            old = group[self.param_name]
+            new = max(old * self.factor, self.min_values[i])
+            if old - new > self.eps:
+                group[self.param_name] = new
+                self.print_value(self.verbose, i, new)
+
+
+@PARAM_SCHEDULERS.register_module()
+class ReduceLR(LRSchedulerMixin, ReduceOnPlateauScheduler):
+    """Reduce each group's lr by ``factor`` when ``monitor`` stops improving.
+
+    PyTorch's ``ReduceLROnPlateau`` semantics with mmagic's argument names,
+    stepped by mmengine's stock ``ParamSchedulerHook`` (no special hook):
+
+    - a **validation metric** (``monitor='accuracy/top1'``) is checked after
+      every validation, in epoch- and iteration-based loops (keep
+      ``by_epoch=True``: mmengine passes metrics only to those); or
+    - a **training scalar** the Runner logs (``monitor='train/loss'``) is
+      averaged over the iterations since the last check and checked at the
+      end of every epoch (``by_epoch=True``) or iteration.
+
+    ``patience`` counts checks (validations), not epochs: the lr is reduced
+    when more than ``patience`` checks in a row did not improve. Each
+    reduction multiplies the current lr, so it composes with warm-ups and
+    other schedulers in the list and keeps layer-decay ratios (unless a
+    group hits ``min_lr``). NaN or inf counts as no improvement. A check
+    counts when the epoch (iteration) just finished lies in
+    ``[begin, end)``.
+
+    Args:
+        optimizer (Optimizer | OptimWrapper): Wrapped optimizer.
+        monitor (str): Validation metric key, or ``'train/<scalar>'``.
+            Defaults to ``'loss'`` (mmengine's default).
+        mode (str): ``'min'`` or ``'max'``. Defaults to ``'min'``.
+        factor (float): Multiplier of each reduction, in (0, 1).
+            Defaults to 0.1.
+        patience (int): Checks without improvement tolerated. Defaults to 10.
+        threshold (float): Least change that counts as improvement, >= 0.
+            Defaults to 1e-4.
+        threshold_mode (str): ``'rel'`` (relative to the best) or ``'abs'``.
+        cooldown (int): Checks to wait after a reduction. Defaults to 0.
+        min_lr (float | list[float]): Lower bound, scalar or one per param
+            group. Defaults to 0.
+        eps (float): Changes smaller than this are skipped. Defaults to 1e-8.
+        strict (bool): A validation without ``monitor`` raises a ``KeyError``
+            listing the available keys (True) or warns once (False).
+        check_interval (int): For a training scalar, steps (epochs or
+            iterations) between checks; ``convert_to_iter_based`` turns an
+            epoch into its iterations, so patience still counts epochs.
+            Defaults to 1.
+        begin, end, last_step, by_epoch, verbose: As in mmengine.
+
+    Example:
+        >>> param_scheduler = [
+        ...     dict(type='mmlr.LinearLR', start_factor=0.01, end=1,
+        ...          by_epoch=True, convert_to_iter_based=True),
+        ...     dict(type='ReduceLR', monitor='accuracy/top1', mode='max',
+        ...          factor=0.5, patience=2)]
+    """
+
+    def __init__(self, optimizer, *args, min_lr: float | list = 0.0,
+                 **kwargs):
+        super().__init__(optimizer, *args, min_value=min_lr, **kwargs)
+
+    @classmethod
+    def build_iter_from_epoch(cls, *args, monitor: str = 'loss', **kwargs):
+        if not monitor.startswith(TRAIN_PREFIX):
+            raise ValueError(
+                f'ReduceLR(monitor={monitor!r}) is checked at every '
+                'validation, whatever the loop; drop convert_to_iter_based '
+                '(it applies to training scalars such as monitor='
+                f"'{TRAIN_PREFIX}loss' only)")
+        kwargs.setdefault('check_interval', 1)  # one epoch, then scaled
+        return super().build_iter_from_epoch(*args, monitor=monitor, **kwargs)

@@ -1,0 +1,224 @@
+"""LinearLR, LinearDecayLR and LinearLrInterval: numbers, chaining, checks."""
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from mmengine.optim.scheduler import LinearLR as MMEngineLinearLR
+from mmengine.optim.scheduler import MultiStepLR
+from mmengine.registry import PARAM_SCHEDULERS
+
+import mmlr  # noqa: F401
+from mmlr.schedulers import LinearDecayLR, LinearLR, LinearLrInterval
+
+
+def sgd(*lrs: float, lr: float | None = None) -> torch.optim.SGD:
+    """One param group per lr; ``lr`` (default: the first) is the
+    optimizer's configured lr."""
+    groups = [{'params': [torch.nn.Parameter(torch.zeros(1))], 'lr': x}
+              for x in lrs]
+    return torch.optim.SGD(groups, lr=lrs[0] if lr is None else lr)
+
+
+def lrs_over(optimizer, schedulers, steps: int, group: int = 0) -> list:
+    """The lr used at each step, as mmengine's Runner steps schedulers."""
+    seen = []
+    for _ in range(steps):
+        seen.append(optimizer.param_groups[group]['lr'])
+        optimizer.step()
+        for s in schedulers:
+            s.step()
+    return seen
+
+
+def test_linear_lr_example_from_mmengine_docs():
+    # base 0.05, start_factor 0.5, end 5: 0.05 * (0.5 + 0.5 * t / 4)
+    o = sgd(0.05)
+    assert lrs_over(o, [LinearLR(o, start_factor=0.5, end=5)], 7) == \
+        pytest.approx([0.025, 0.03125, 0.0375, 0.04375, 0.05, 0.05, 0.05],
+                      rel=1e-12)
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(start_factor=0.5, end=5),
+    dict(start_factor=0.5, begin=2, end=7),
+    dict(start_factor=1.0, end_factor=0.0, end=5),
+    dict(start_factor=0.1, end_factor=0.9, begin=3, end=40, by_epoch=False),
+])
+def test_linear_lr_equals_mmengines_on_mmengines_arguments(kwargs):
+    ours, theirs = sgd(0.05, 0.5), sgd(0.05, 0.5)
+    for group in (0, 1):
+        assert lrs_over(ours, [LinearLR(ours, **kwargs)], 45, group) == \
+            pytest.approx(lrs_over(theirs, [MMEngineLinearLR(theirs,
+                                                            **kwargs)], 45,
+                                   group), rel=1e-12)
+
+
+def test_one_step_window_applies_end_factor_not_start_factor_forever():
+    # mmengine leaves 0.05 * 0.5 in place for good when end - begin == 1.
+    o = sgd(0.05)
+    assert lrs_over(o, [LinearLR(o, start_factor=0.5, end_factor=0.8,
+                                 begin=2, end=3)], 5) == \
+        pytest.approx([0.05, 0.05, 0.04, 0.04, 0.04])
+
+
+def test_warm_up_from_zero_does_not_divide_by_zero():
+    # 0.1 * t / 4 (mmengine raises ZeroDivisionError on the second step)
+    o = sgd(0.1)
+    assert lrs_over(o, [LinearLR(o, start_factor=0.0, end=5)], 6) == \
+        pytest.approx([0.0, 0.025, 0.05, 0.075, 0.1, 0.1])
+
+
+def test_warm_up_from_zero_keeps_what_another_scheduler_did_beneath():
+    # MultiStepLR halves the lr at step 1 while the warm-up holds it at 0;
+    # from step 2 on the warm-up applies its factor to the halved lr.
+    o = sgd(0.1)
+    chain = [LinearLR(o, start_factor=0.0, end=3),
+             MultiStepLR(o, milestones=[1], gamma=0.5)]
+    # step 0: 0.1 * 0; step 1: 0.1 * .5 * .5; step 2: 0.1 * .5 * 1
+    assert lrs_over(o, chain, 4) == pytest.approx([0.0, 0.025, 0.05, 0.05])
+
+
+def test_absolute_start_and_end_keep_layer_decay_ratios():
+    # optimizer lr 0.1; groups at scale 1 and 0.25 (layer decay)
+    o = sgd(0.1, 0.025, lr=0.1)
+    s = LinearLR(o, start_lr=0.01, end_lr=0.05, end=3)
+    head = lrs_over(o, [s], 4, group=0)
+    assert head == pytest.approx([0.01, 0.03, 0.05, 0.05])
+    o = sgd(0.1, 0.025, lr=0.1)
+    stem = lrs_over(o, [LinearLR(o, start_lr=0.01, end_lr=0.05, end=3)], 4,
+                    group=1)
+    assert stem == pytest.approx([x * 0.25 for x in head])
+
+
+def test_olm_spelling():
+    # olm LinearLR(total_steps=4, end_lr=0.01, start_factor=0.5), base 0.1:
+    # 0.1*0.5*(1 - t/4) + 0.01*t/4
+    o = sgd(0.1)
+    s = LinearLR(o, total_steps=4, end_lr=0.01, start_factor=0.5)
+    assert lrs_over(o, [s], 6) == pytest.approx(
+        [0.05, 0.04, 0.03, 0.02, 0.01, 0.01])
+
+
+def test_linear_decay_lr_decays_to_zero():
+    o = sgd(0.1)
+    assert lrs_over(o, [LinearDecayLR(o, total_steps=4)], 6) == \
+        pytest.approx([0.1, 0.075, 0.05, 0.025, 0.0, 0.0])
+    o = sgd(0.1)
+    assert lrs_over(o, [LinearDecayLR(o, begin=1, end=4)], 5) == \
+        pytest.approx([0.1, 0.1, 0.05, 0.0, 0.0])
+
+
+def test_linear_lr_interval_staircase_example():
+    # window [10, 30), interval 4: 19 // 4 = 4 stairs after the first, so
+    # factors 1, .75, .5, .25, 0 starting at steps 10, 14, 18, 22, 26.
+    o = sgd(2e-4)
+    s = LinearLrInterval(o, start_factor=1.0, end_factor=0.0, interval=4,
+                         begin=10, end=30, by_epoch=False)
+    expected = [2e-4] * 14 + [1.5e-4] * 4 + [1e-4] * 4 + [5e-5] * 4 + [0] * 6
+    assert lrs_over(o, [s], 32) == pytest.approx(expected, abs=1e-15)
+
+
+def test_linear_lr_interval_of_one_is_linear_lr():
+    a, b = sgd(0.1), sgd(0.1)
+    ramp = dict(start_factor=0.2, end_factor=0.9, end=9)
+    assert lrs_over(a, [LinearLrInterval(a, **ramp)], 12) == pytest.approx(
+        lrs_over(b, [LinearLR(b, **ramp)], 12))
+
+
+@pytest.mark.parametrize('first_is_linear', [True, False])
+def test_overlap_composes_like_mmengine_in_either_order(first_is_linear):
+    # mmengine's own test: LinearLR(0.5, end=5) with MultiStepLR([3, 6, 9])
+    expected = [.025, .03125, .0375, .004375, .005, .005, .0005, .0005,
+                .0005, .00005]
+    o = sgd(0.05)
+    linear = LinearLR(o, start_factor=0.5, end=5)
+    multi = MultiStepLR(o, milestones=[3, 6, 9], gamma=0.1)
+    chain = [linear, multi] if first_is_linear else [multi, linear]
+    assert lrs_over(o, chain, 10) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize('cls, kwargs', [
+    (LinearLR, dict(start_factor=0.0, end_factor=1.0, end=100_000)),
+    (LinearDecayLR, dict(end=100_000)),
+    (LinearLrInterval, dict(start_factor=0.9, end_factor=0.1, interval=7,
+                            begin=5, end=100_000)),
+])
+def test_closed_form_agrees_with_chainable_over_100k_steps(cls, kwargs):
+    o = sgd(0.3, 0.03)
+    s = cls(o, by_epoch=False, **kwargs)
+    for step in range(100_002):
+        closed = s.value_at(step)
+        for group, value in zip(o.param_groups, closed):
+            assert group['lr'] == pytest.approx(value, rel=1e-9, abs=1e-15)
+        o.step()
+        s.step()
+
+
+def test_optim_wrapper_with_several_groups_schedules_its_pseudo_group():
+    # OptimWrapper adds base_param_settings (the optimizer's defaults) as an
+    # extra group when there are several; it follows the same factor.
+    wrapper = OptimWrapper(sgd(0.1, 0.01, lr=0.1))
+    assert len(wrapper.param_groups) == 3
+    s = LinearLR(wrapper, start_lr=0.02, end=3)
+    assert [g['lr'] for g in wrapper.param_groups] == pytest.approx(
+        [0.02, 0.002, 0.02])
+    s.step()
+    assert [g['lr'] for g in wrapper.param_groups] == pytest.approx(
+        [0.06, 0.006, 0.06])
+
+
+@pytest.mark.parametrize('cfg, begin, end, extra', [
+    (dict(type='mmlr.LinearLR', start_factor=0.1, end=2), 0, 20, {}),
+    (dict(type='mmlr.LinearLR', start_factor=0.1, begin=0.5, end=1.5), 5, 15,
+     {}),
+    # total_steps=2 epochs -> ramp reaches its end after 20 iterations
+    (dict(type='mmlr.LinearDecayLR', total_steps=2), 0, 21, {}),
+    (dict(type='mmlr.LinearLrInterval', interval=1, begin=1, end=3), 10, 30,
+     dict(interval=10)),
+])
+def test_convert_to_iter_based_scales_every_time_argument(
+        cfg, begin, end, extra):
+    o = sgd(0.1)
+    s = PARAM_SCHEDULERS.build(
+        dict(cfg, by_epoch=True, convert_to_iter_based=True),
+        default_args=dict(optimizer=o, epoch_length=10))
+    assert (s.begin, s.end, s.by_epoch) == (begin, end, False)
+    for key, value in extra.items():
+        assert getattr(s, key) == value
+
+
+@pytest.mark.parametrize('kwargs, error, names', [
+    (dict(start_factor=1.5, end=5), ValueError, 'start_factor'),
+    (dict(start_factor=-0.1, end=5), ValueError, 'start_factor'),
+    (dict(end_factor=2, end=5), ValueError, 'end_factor'),
+    (dict(start_factor='0.1', end=5), TypeError, 'start_factor'),
+    (dict(begin=5, end=5), ValueError, 'end must be larger than begin'),
+    (dict(begin=-1, end=5), ValueError, 'begin'),
+    (dict(end=5.5), TypeError, 'end'),
+    (dict(), ValueError, 'needs end'),
+    (dict(start_factor=0.1, start_lr=0.01, end=5), ValueError,
+     'start_factor or start_lr'),
+    (dict(end_factor=0.1, end_lr=0.01, end=5), ValueError,
+     'end_factor or end_lr'),
+    (dict(start_lr=0.5, end=5), ValueError, 'start_lr / optimizer lr'),
+    (dict(total_steps=4, end=5), ValueError, 'total_steps or end'),
+    (dict(total_steps=-1), ValueError, 'total_steps'),
+    (dict(end=5, last_step=3), ValueError, 'last_step'),
+])
+def test_bad_arguments_are_refused_at_construction(kwargs, error, names):
+    with pytest.raises(error, match=names):
+        LinearLR(sgd(0.1), **kwargs)
+
+
+@pytest.mark.parametrize('interval', [0, -2, 1.5, True])
+def test_bad_interval_is_refused(interval):
+    with pytest.raises(ValueError, match='interval'):
+        LinearLrInterval(sgd(0.1), interval=interval, end=10)
+
+
+def test_convert_needs_by_epoch_and_an_epoch_length():
+    # (through a config, mmengine's build function asserts this first)
+    with pytest.raises(ValueError, match='by_epoch'):
+        LinearLR.build_iter_from_epoch(sgd(0.1), end=3, by_epoch=False,
+                                       epoch_length=10)
+    with pytest.raises(ValueError, match='epoch_length'):
+        LinearLR.build_iter_from_epoch(sgd(0.1), end=3, epoch_length=0)
