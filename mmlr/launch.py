@@ -14,6 +14,8 @@ from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 from torch.nn.parallel import DistributedDataParallel
 
+from .hooks import SchedulerCheckHook
+
 
 def parse_cfg_options(items: list[str]) -> dict:
     """Parse ``KEY=VALUE`` strings as mmengine's ``DictAction`` does.
@@ -135,6 +137,8 @@ def build_runner(cfg: Config) -> Runner:
     else:
         runner = Runner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())
+    if not any(isinstance(h, SchedulerCheckHook) for h in runner.hooks):
+        runner.register_hook(SchedulerCheckHook())
     return runner
 
 

@@ -19,6 +19,7 @@ import logging
 
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
@@ -36,6 +37,8 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS,
     scope='mmlr',
     locations=['mmlr.optim'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmlr', locations=['mmlr.hooks'])
 # The demo's model, data set and metric: filled only when the demo is used.
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmlr', locations=['mmlr.demo'])

@@ -19,7 +19,7 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
     time_args = ('begin', 'end', 'check_interval')
     progress_keys = ResumableScheduler.progress_keys + (
         'best', 'num_bad_checks', 'cooldown_counter', 'num_checks',
-        'last_checked_iter')
+        'last_checked_iter', 'last_metric_iter')
     setting_keys = ('begin', 'end', 'by_epoch', 'monitor', 'mode', 'factor',
                     'patience', 'threshold', 'threshold_mode', 'cooldown',
                     'min_values', 'eps', 'strict', 'check_interval')
@@ -71,6 +71,7 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
         self.cooldown_counter = 0
         self.num_checks = 0
         self.last_checked_iter = 0
+        self.last_metric_iter = -1  # training iteration of the last metric
         self._warned_missing = False
         super().__init__(optimizer, param_name, begin, end, last_step,
                          by_epoch, verbose)
@@ -104,15 +105,21 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
         ``metrics`` (after validation): check the monitored metric."""
         if metrics is None:
             self._global_step += 1
-            if self.watches_training and self._in_window() and (
-                    self._global_step - self.begin) % self.check_interval == 0:
+            finished = self._global_step - 1  # the step that just ended
+            if self.watches_training and finished >= 0 and self._in_window(
+                    finished) and (self._global_step -
+                                   self.begin) % self.check_interval == 0:
                 self._check(self._training_mean())
         elif not isinstance(metrics, dict):
             raise TypeError(
                 f'metrics must be a dict, got {type(metrics).__name__}')
-        elif not self.watches_training and self._in_window():
+        elif not self.watches_training and self._in_window(
+                max(self._global_step - 1, 0)):
             if self.monitor in metrics:
                 self._check(metrics[self.monitor])
+                iteration = MessageHub.get_current_instance().get_info('iter')
+                self.last_metric_iter = -1 if iteration is None else int(
+                    iteration)
             elif self.strict:
                 raise KeyError(
                     f'ReduceLR monitors {self.monitor!r}, which is not among '
@@ -126,10 +133,12 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
                     logger='current', level=30)
         self._last_value = self._get_value()
 
-    def _in_window(self) -> bool:
-        # _global_step counts completed epochs (iterations): the step just
-        # finished, number _global_step - 1, must lie in [begin, end).
-        return self.begin < self._global_step <= self.end
+    def _in_window(self, finished: int) -> bool:
+        # _global_step counts completed epochs (iterations), so the one that
+        # just finished is _global_step - 1. In an iteration-based loop
+        # mmengine never ends an epoch before the last iteration: the whole
+        # run is epoch 0 for a validation metric.
+        return self.begin <= finished < self.end
 
     def _training_mean(self) -> float | None:
         hub = MessageHub.get_current_instance()
@@ -204,7 +213,8 @@ class ReduceLR(LRSchedulerMixin, ReduceOnPlateauScheduler):
     other schedulers in the list and keeps layer-decay ratios (unless a
     group hits ``min_lr``). NaN or inf counts as no improvement. A check
     counts when the epoch (iteration) just finished lies in
-    ``[begin, end)``.
+    ``[begin, end)``; in an ``IterBasedTrainLoop`` every validation belongs
+    to epoch 0 (mmengine ends its only epoch after the last iteration).
 
     Args:
         optimizer (Optimizer | OptimWrapper): Wrapped optimizer.

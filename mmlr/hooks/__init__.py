@@ -1,0 +1,3 @@
+from .scheduler_check import SchedulerCheckHook
+
+__all__ = ['SchedulerCheckHook']
