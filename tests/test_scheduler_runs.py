@@ -133,3 +133,14 @@ def test_resume_with_a_different_scheduler_list_is_refused(tmp_path):
     assert result.returncode != 0
     assert ("the config has 2 param_scheduler entries (['LinearLR', "
             "'ReduceLR']) but the checkpoint has 1") in result.stderr
+
+
+def test_plateau_without_validation_warns_at_the_start(tmp_path):
+    result = train('configs/vit_digits_plateau.py', tmp_path,
+                   'train_cfg.max_epochs=1', 'val_dataloader=None',
+                   'val_cfg=None', 'val_evaluator=None')
+    log = result.stdout + result.stderr
+    assert ("ReduceLR monitors 'accuracy/top1', a validation metric, but "
+            'this run has no validation') in log
+    # said before the first training iteration is logged
+    assert log.index('no validation') < log.index('Epoch(train)')
