@@ -144,3 +144,21 @@ def test_plateau_without_validation_warns_at_the_start(tmp_path):
             'this run has no validation') in log
     # said before the first training iteration is logged
     assert log.index('no validation') < log.index('Epoch(train)')
+
+
+def test_plateau_on_the_training_loss_uses_epoch_means(tmp_path):
+    # monitor the logged training loss: its mean over each epoch is checked
+    # at the epoch's end (threshold 30 %: the loss keeps falling, but slower)
+    train('configs/vit_digits_plateau.py', tmp_path, 'train_cfg.max_epochs=5',
+          'param_scheduler.1.monitor=train/loss', 'param_scheduler.1.mode=min',
+          'param_scheduler.1.patience=0', 'param_scheduler.1.threshold=0.3')
+    records = [r for r in read_scalars(tmp_path) if 'loss' in r]
+    assert len(records) == 5 * ITERS
+    means = [sum(r['loss'] for r in records[e * ITERS:(e + 1) * ITERS]) /
+             ITERS for e in range(5)]
+    expected = torch_plateau_lrs(means, mode='min', factor=0.5, patience=0,
+                                 threshold=0.3, min_lr=1e-5)
+    lrs = lr_by_iteration(tmp_path)
+    assert [lrs[ITERS * (e + 1)] for e in range(4)] == pytest.approx(
+        expected[:4], rel=1e-6)
+    assert min(expected[:4]) < BASE_LR

@@ -205,3 +205,36 @@ def test_torch_and_numpy_metric_values_are_stored_as_floats():
     validate(o, s, [np.float64(2.0)])
     validate(o, s, [torch.tensor(1.0)])
     assert type(s.state_dict()['best']) is float and s.best == 1.0
+
+
+def test_optim_wrapper_dict_through_mmengines_param_scheduler_hook():
+    # A GAN-style run: one scheduler list per optimizer, stepped by
+    # mmengine's own hook; the validation metric reaches both ReduceLRs.
+    from types import SimpleNamespace
+
+    from mmengine.hooks import ParamSchedulerHook
+    from mmengine.optim import OptimWrapperDict
+
+    from mmlr.schedulers import LinearLrInterval
+    wrappers = OptimWrapperDict(gen=OptimWrapper(sgd(0.2)),
+                                disc=OptimWrapper(sgd(0.1)))
+    schedulers = {
+        name: [LinearLrInterval(w, interval=2, end=5, by_epoch=False),
+               ReduceLR(w, monitor='psnr', mode='max', patience=0)]
+        for name, w in wrappers.items()
+    }
+    runner = SimpleNamespace(param_schedulers=schedulers)
+    hook = ParamSchedulerHook()
+    # window [0, 5), stairs of 2 steps: factors 1, 1, 0.5, 0.5, 0; three
+    # iterations leave step 3 (0.5) in force
+    for it in range(3):
+        for w in wrappers.values():
+            w.optimizer.step()
+        hook.after_train_iter(runner, it)
+    hook.after_train_epoch(runner)
+    hook.after_val_epoch(runner, {'psnr': 30.0})
+    hook.after_train_epoch(runner)
+    hook.after_val_epoch(runner, {'psnr': 29.0})  # worse -> x0.1
+    lrs = wrappers.get_lr()
+    assert lrs['gen.lr'] == pytest.approx([0.2 * 0.5 * 0.1])
+    assert lrs['disc.lr'] == pytest.approx([0.1 * 0.5 * 0.1])
