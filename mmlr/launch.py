@@ -10,11 +10,14 @@ import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.device import get_device
 from mmengine.hooks import Hook
-from mmengine.registry import MODEL_WRAPPERS, RUNNERS
+from mmengine.registry import (MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
+                               RUNNERS)
 from mmengine.runner import Runner
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .hooks import SchedulerCheckHook
+from .hooks import ParamGroupCheckHook, SchedulerCheckHook, ZeroCheckpointHook
+from .optim import LayerDecayOptimWrapperConstructor
 
 
 def parse_cfg_options(items: list[str]) -> dict:
@@ -117,6 +120,41 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
             wrapper_cfg.setdefault('device_ids', None)
 
 
+class FreezeBeforeWrapRunner(Runner):
+    """mmengine's ``Runner``, applying ``paramwise_cfg.freeze`` of a
+    :class:`~mmlr.LayerDecayOptimWrapperConstructor` to the model before it
+    is wrapped.
+
+    The constructor freezes when the optimizer is built, after the Runner
+    wrapped the model in DDP; DDP, which fixes the parameters it reduces at
+    that point, would then wait for gradients the frozen ones never get.
+    ``build_runner`` uses it unless the config names a ``runner_type``.
+
+    Args:
+        Those of ``mmengine.runner.Runner``.
+
+    Example:
+        >>> runner = FreezeBeforeWrapRunner.from_cfg(
+        ...     Config.fromfile('configs/vit_digits_linear_probe.py'))
+    """
+
+    def build_model(self, model) -> nn.Module:
+        model = super().build_model(model)
+        optim_cfg = self.cfg.get('optim_wrapper')
+        if optim_cfg is None or 'constructor' not in optim_cfg:
+            return model
+        optim_cfg = dict(optim_cfg)
+        # Built as mmengine's build_optim_wrapper builds it.
+        constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(
+                type=optim_cfg.pop('constructor'),
+                paramwise_cfg=optim_cfg.pop('paramwise_cfg', None),
+                optim_wrapper_cfg=optim_cfg))
+        if isinstance(constructor, LayerDecayOptimWrapperConstructor):
+            constructor.freeze(model)
+        return model
+
+
 class LastValMetrics(Hook):
     """Remember the metrics of the latest validation, for the summary."""
 
@@ -130,15 +168,22 @@ class LastValMetrics(Hook):
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner a config describes (``runner_type`` honoured)."""
+    """Build the Runner a config describes (``runner_type`` honoured), with
+    mmlr's check hooks (and ZeRO checkpointing) added."""
     _prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
-        runner = Runner.from_cfg(cfg)
+        runner = FreezeBeforeWrapRunner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())
-    if not any(isinstance(h, SchedulerCheckHook) for h in runner.hooks):
-        runner.register_hook(SchedulerCheckHook())
+    checks = [SchedulerCheckHook]
+    if runner.distributed:
+        # Both are no-ops in one process; ZeroCheckpointHook also without
+        # a ZeroRedundancyOptimizer.
+        checks += [ParamGroupCheckHook, ZeroCheckpointHook]
+    for hook_type in checks:
+        if not any(isinstance(h, hook_type) for h in runner.hooks):
+            runner.register_hook(hook_type())
     return runner
 
 
@@ -153,5 +198,5 @@ def summary_line(runner: Runner) -> str:
 
 __all__ = [
     'parse_cfg_options', 'prepare_config', 'build_runner', 'summary_line',
-    'LastValMetrics'
+    'LastValMetrics', 'FreezeBeforeWrapRunner'
 ]

@@ -1,3 +1,5 @@
+from .param_group_check import ParamGroupCheckHook
 from .scheduler_check import SchedulerCheckHook
+from .zero_checkpoint import ZeroCheckpointHook
 
-__all__ = ['SchedulerCheckHook']
+__all__ = ['ParamGroupCheckHook', 'SchedulerCheckHook', 'ZeroCheckpointHook']

@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
+from torch.nn.parallel import DistributedDataParallel
 
 from ..registry import OPTIM_WRAPPER_CONSTRUCTORS
 from .layer_ids import backbones, layer_depths
@@ -156,9 +157,22 @@ class LayerDecayOptimWrapperConstructor:
         Returns:
             tuple[list[GroupPlan], list[ParamPlan], PlanReport]
         """
-        if is_model_wrapper(model):
+        wrapper = model if is_model_wrapper(model) else None
+        if wrapper is not None:
             model = model.module
-        self._freeze(model)
+        frozen_now = self.freeze(model)
+        if frozen_now and isinstance(wrapper, DistributedDataParallel) \
+                and not wrapper.find_unused_parameters:
+            # DDP fixed the parameters it reduces when it wrapped the model;
+            # it would wait for gradients these never get and fail at the
+            # next iteration ("Expected to have finished reduction ...").
+            raise ValueError(
+                f'paramwise_cfg froze {len(frozen_now)} parameters (e.g. '
+                f'{frozen_now[0]!r}) of a model already wrapped in '
+                'DistributedDataParallel, which still expects gradients for '
+                'them. Freeze before the model is wrapped (tools/train.py '
+                'does; elsewhere call this constructor\'s freeze(model) '
+                'first) or set find_unused_parameters=True in the config')
         entries = [e for e in named_params(model) if not e[4]]
         names = [name for name, *_ in entries]
         depths = layer_depths(model, names, self.cfg)
@@ -172,13 +186,31 @@ class LayerDecayOptimWrapperConstructor:
                                     self.base_wd, rate, self.cfg.min_scale)
         return merge_groups(plans), plans, report
 
-    def _freeze(self, model: nn.Module) -> None:
+    def freeze(self, model: nn.Module) -> list[str]:
+        """Set ``requires_grad=False`` on the parameters ``freeze`` names.
+
+        The optimizer build calls it; under DDP call it also before the model
+        is wrapped, because DDP decides then which parameters it reduces.
+
+        Args:
+            model (nn.Module): The model (a model wrapper is unwrapped).
+
+        Returns:
+            list[str]: The parameters this call froze (those frozen already
+            are not listed).
+        """
+        if is_model_wrapper(model):
+            model = model.module
+        frozen = []
         if not self.cfg.freeze:
-            return
+            return frozen
         for name, param, *_ in named_params(model):
-            if any(path_match(name, p) for p in self.cfg.freeze) and not any(
-                    path_match(name, p) for p in self.cfg.keep_trainable):
+            if param.requires_grad and any(
+                    path_match(name, p) for p in self.cfg.freeze) and not any(
+                        path_match(name, p) for p in self.cfg.keep_trainable):
                 param.requires_grad_(False)
+                frozen.append(name)
+        return frozen
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         groups, plans, report = self.plan(model)

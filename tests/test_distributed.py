@@ -1,0 +1,204 @@
+"""Layer decay in 2-process CPU runs: DDP, ZeRO, checkpoints and resume.
+
+The end-to-end runs train the digits ViT with ``tools/dist_train.sh`` for 2
+epochs, then resume to 3. ``patch_embed`` is frozen by the constructor's
+``paramwise_cfg.freeze`` in both, which DDP only survives if the freeze
+happens before the model is wrapped.
+"""
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODELS
+
+from conftest import REPO, read_scalars
+from mmlr.hooks.param_group_check import first_difference
+from mmlr.optim import LayerDecayOptimWrapperConstructor, param_group_rows
+
+# 1,438 training images in batches of 32, split over 2 ranks.
+ITERS_PER_EPOCH = 23
+FREEZE = 'optim_wrapper.paramwise_cfg.freeze=[backbone.patch_embed]'
+# The cosine's end is pinned so the 2-epoch run and its resume schedule the
+# same curve: epoch e = 2, 3, 4 (counted from 1, after one epoch of warm-up)
+# runs at eta_min + (lr0 - eta_min) * COSINE[e].
+SHORT = [
+    'train_cfg.max_epochs=2', 'default_hooks.checkpoint.interval=1',
+    'default_hooks.logger.interval=1', 'param_scheduler.1.end=4', FREEZE
+]
+ETA_MIN = 1e-5
+COSINE = {e: (1 + math.cos(math.pi * (e - 2) / 3)) / 2 for e in range(2, 5)}
+VARIANTS = {
+    'ddp': 'configs/vit_digits_layer_decay.py',
+    'zero': 'configs/vit_digits_layer_decay_zero.py',
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_dist(config: str, *args: str, timeout: float = 240) -> str:
+    """``bash tools/dist_train.sh CONFIG 2 ARGS``; its output, or a failure.
+
+    Like conftest's ``run_tool``, but on timeout it stops torchrun with
+    SIGTERM: torchrun starts the workers in sessions of their own, so the
+    SIGKILL of ``subprocess.run`` would leave deadlocked workers behind.
+    """
+    process = subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', config, '2', *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **os.environ, 'PYTHON': sys.executable,
+            'PORT': str(_free_port()),
+            'OMP_NUM_THREADS': '1'
+        })
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        pytest.fail(f'{config} did not finish in {timeout} s (deadlock?):\n'
+                    f'{output[-4000:]}')
+    assert process.returncode == 0, f'{config} exited {process.returncode}' \
+        f':\n{output[-6000:]}'
+    return output
+
+
+def expected_groups(config: str) -> tuple[int, int]:
+    """(groups, tensors) the constructor builds for ``config`` + FREEZE."""
+    cfg = Config.fromfile(REPO / config)
+    cfg.merge_from_dict(
+        {'optim_wrapper.paramwise_cfg.freeze': ['backbone.patch_embed']})
+    rows = param_group_rows(MODELS.build(cfg.model), cfg.optim_wrapper)
+    return len(rows), sum(row.tensors for row in rows)
+
+
+@pytest.mark.parametrize('variant', sorted(VARIANTS))
+def test_two_processes_train_checkpoint_and_resume_with_layer_decay(
+        variant, tmp_path):
+    config = VARIANTS[variant]
+    groups, tensors = expected_groups(config)
+    agreed = (f'ParamGroupCheckHook: {groups} parameter groups ({tensors} '
+              'tensors) identical on all 2 ranks')
+
+    first = run_dist(config, '--work-dir', str(tmp_path), '--cfg-options',
+                     *SHORT)
+    assert 'Distributed training: True' in first
+    assert agreed in first
+    assert ('ZeroCheckpointHook: every rank joins' in first) == (
+        variant == 'zero')
+    assert 'Epoch(train) [2][23/23]' in first
+    assert (tmp_path / 'epoch_1.pth').exists()
+    assert (tmp_path / 'epoch_2.pth').exists()
+
+    resumed = run_dist(config, '--work-dir', str(tmp_path), '--resume',
+                       '--cfg-options', *SHORT, 'train_cfg.max_epochs=3')
+    assert 'resumed epoch: 2' in resumed
+    assert agreed in resumed  # the loaded state agrees too
+    assert 'Epoch(train) [3][23/23]' in resumed
+    assert 'Final validation: accuracy/top1' in resumed
+
+    # Every rank's share of the optimizer state reached the checkpoint (one
+    # entry per trainable tensor) and was loaded back: AdamW counted the
+    # steps of all 3 epochs, not just of the resumed one.
+    optimizer = torch.load(
+        tmp_path / 'epoch_3.pth', map_location='cpu',
+        weights_only=True)['optimizer']
+    assert len(optimizer['state']) == tensors
+    assert {int(s['step']) for s in optimizer['state'].values()} == {
+        3 * ITERS_PER_EPOCH}
+    # Each group keeps its layer-decayed lr on the schedule: the checkpoint
+    # holds the lr for the epoch after the 3rd.
+    param_groups = optimizer['param_groups']
+    assert len(param_groups) == groups
+    assert len({g['lr_scale'] for g in param_groups}) == 6  # 0.75**0..5
+    for group in param_groups:
+        assert group['initial_lr'] == pytest.approx(2e-3 * group['lr_scale'])
+        assert group['lr'] == pytest.approx(
+            ETA_MIN + (group['initial_lr'] - ETA_MIN) * COSINE[4])
+    # The resumed epoch ran at the schedule's lr for epoch 3 (logged: the
+    # first group's, the most decayed one), not at a restarted warm-up.
+    lowest = min(g['initial_lr'] for g in param_groups)
+    epoch_3 = [r['lr'] for r in read_scalars(tmp_path)
+               if 'loss' in r and r['epoch'] == 3]
+    assert len(epoch_3) == ITERS_PER_EPOCH
+    assert epoch_3 == pytest.approx(
+        [ETA_MIN + (lowest - ETA_MIN) * COSINE[3]] * ITERS_PER_EPOCH)
+
+
+def _group(lr, *names):
+    return {'lr': lr, 'weight_decay': 0.05, 'params': list(names)}
+
+
+def test_first_difference_names_rank_group_and_field():
+    same = {'': [_group(1e-3, 'a'), _group(2e-3, 'b', 'c')]}
+    assert first_difference([same, same]) is None
+    other_lr = {'': [_group(1e-3, 'a'), _group(3e-3, 'b', 'c')]}
+    assert first_difference([same, same, other_lr]) == (
+        "group 1 differs in 'lr': rank 2 has 0.003, rank 0 0.002")
+    other_order = {'': [_group(1e-3, 'a'), _group(2e-3, 'c', 'b')]}
+    assert first_difference([same, other_order]) == (
+        "group 1 differs in 'params': rank 1 has ['c', 'b'], rank 0 "
+        "['b', 'c']")
+    fewer = {'': [_group(1e-3, 'a', 'b', 'c')]}
+    assert first_difference([same, fewer]) == (
+        'rank 1 has 1 parameter groups, rank 0 2')
+
+
+@pytest.fixture
+def gloo_world_of_one():
+    torch.distributed.init_process_group(
+        'gloo',
+        init_method=f'tcp://127.0.0.1:{_free_port()}',
+        rank=0,
+        world_size=1)
+    yield
+    torch.distributed.destroy_process_group()
+
+
+def _probe():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    constructor = LayerDecayOptimWrapperConstructor(
+        dict(optimizer=dict(type='SGD', lr=0.1)), dict(freeze=['0']))
+    return model, constructor
+
+
+def test_freezing_a_model_ddp_already_wraps_is_refused(gloo_world_of_one):
+    # DDP registered 0.weight and 0.bias for reduction when it wrapped the
+    # model; freezing them now would fail at the second iteration.
+    model, constructor = _probe()
+    with pytest.raises(ValueError, match=r"froze 2 parameters \(e\.g\. "
+                       r"'0\.weight'\) of a model already wrapped in "
+                       'DistributedDataParallel'):
+        constructor(MMDistributedDataParallel(model))
+
+
+def test_freezing_before_wrapping_or_with_unused_detection_is_fine(
+        gloo_world_of_one):
+    model, constructor = _probe()
+    assert constructor.freeze(model) == ['0.weight', '0.bias']
+    assert constructor.freeze(model) == []  # already frozen
+    groups = constructor(MMDistributedDataParallel(model)).param_groups
+    assert [len(g['params']) for g in groups] == [2]
+
+    model, constructor = _probe()
+    ddp = MMDistributedDataParallel(model, find_unused_parameters=True)
+    groups = constructor(ddp).param_groups
+    assert [len(g['params']) for g in groups] == [2]
