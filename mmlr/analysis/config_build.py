@@ -1,0 +1,116 @@
+"""Config file -> model and optim wrapper, without a Runner.
+
+The model is built on the ``meta`` device when its constructor allows it, so
+inspecting the schedule of a 6B-parameter model allocates no weights; the
+optim wrapper comes from the configured constructor, exactly as
+``Runner.build_optim_wrapper`` would make it.
+"""
+import copy
+import logging
+
+import torch
+import torch.distributed as torch_dist
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
+from mmengine.registry import MODELS, init_default_scope
+
+from ..launch import parse_cfg_options
+
+
+def load_config(path: str, cfg_options: list[str] | dict | None = None
+                ) -> Config:
+    """Read a config (importing its ``custom_imports``), apply
+    ``--cfg-options`` and enter its ``default_scope`` as the Runner does.
+
+    Args:
+        path (str): Config file.
+        cfg_options (list[str] | dict, optional): ``KEY=VALUE`` strings (as
+            on the command line) or an already parsed dict.
+
+    Example:
+        >>> cfg = load_config('configs/vit_digits.py',
+        ...                   ['train_cfg.max_epochs=10'])
+    """
+    cfg = Config.fromfile(path)
+    if isinstance(cfg_options, list):
+        cfg_options = parse_cfg_options(cfg_options)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope') or 'mmengine')
+    return cfg
+
+
+def build_model(cfg: Config, device: str = 'meta') -> tuple[nn.Module, str]:
+    """Build ``cfg.model`` on ``device``, falling back to the CPU.
+
+    Some constructors compute on their weights (numpy initialisers,
+    ``.item()``), which meta tensors refuse; those models are built on the
+    CPU instead, which then costs their real size.
+
+    Args:
+        cfg (Config): From :func:`load_config`.
+        device (str): ``'meta'`` (default) or ``'cpu'``.
+
+    Returns:
+        tuple[nn.Module, str]: The model and the device it was built on.
+
+    Example:
+        >>> model, device = build_model(load_config('configs/vit_digits.py'))
+        >>> device
+        'meta'
+    """
+    if device == 'meta':
+        try:
+            with torch.device('meta'):
+                return MODELS.build(copy.deepcopy(cfg.model)), 'meta'
+        except Exception as error:  # any constructor may refuse meta tensors
+            print_log(
+                f'building the model on the meta device failed ({error!r}); '
+                'building it on the CPU', logger='current',
+                level=logging.WARNING)
+    return MODELS.build(copy.deepcopy(cfg.model)), 'cpu'
+
+
+def build_optim_wrapper_of(cfg: Config, model: nn.Module
+                           ) -> OptimWrapper | OptimWrapperDict:
+    """The optim wrapper ``Runner.build_optim_wrapper`` builds from
+    ``cfg.optim_wrapper``: through its ``constructor`` (mmengine's
+    ``DefaultOptimWrapperConstructor`` when none is named).
+
+    ``AmpOptimWrapper`` needs a GPU but schedules exactly like
+    ``OptimWrapper``, so without one it is replaced by ``OptimWrapper``;
+    ``ZeroRedundancyOptimizer`` gets a one-process gloo group if none
+    exists.
+
+    Args:
+        cfg (Config): From :func:`load_config`.
+        model (nn.Module): From :func:`build_model`.
+
+    Example:
+        >>> wrapper = build_optim_wrapper_of(cfg, model)
+        >>> len(wrapper.optimizer.param_groups)
+    """
+    wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+    if _needs_process_group(wrapper_cfg):
+        # ZeroRedundancyOptimizer asks for the world size when built; one
+        # local process has the same groups and schedule as N.
+        torch_dist.init_process_group(
+            backend='gloo', store=torch_dist.HashStore(), rank=0,
+            world_size=1)
+    if wrapper_cfg.get('type') == 'AmpOptimWrapper' and \
+            not torch.cuda.is_available():
+        wrapper_cfg['type'] = 'OptimWrapper'
+        wrapper_cfg.pop('loss_scale', None)
+        wrapper_cfg.pop('dtype', None)
+    return build_optim_wrapper(model, wrapper_cfg)
+
+
+def _needs_process_group(wrapper_cfg: dict) -> bool:
+    optimizer_type = str((wrapper_cfg.get('optimizer') or {}).get('type'))
+    return 'ZeroRedundancyOptimizer' in optimizer_type and \
+        not torch_dist.is_initialized()
+
+
+__all__ = ['load_config', 'build_model', 'build_optim_wrapper_of']

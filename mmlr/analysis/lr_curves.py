@@ -1,0 +1,211 @@
+"""Step a config's real schedulers through a training run without training,
+in the order mmengine's loops and ``ParamSchedulerHook`` call them, and
+record every group's value at every iteration."""
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from mmengine.logging import MessageHub
+
+from .schedule_build import Track
+from .train_length import TrainLength
+
+
+@dataclass
+class Window:
+    """Where one scheduler acts, in iterations of the run.
+
+    Args:
+        track (str): Optim wrapper name ('' for a single one).
+        name (str): Scheduler class name.
+        begin (int): First iteration it changes.
+        end (int): Iteration after its last change (may exceed the run).
+        by_epoch (bool): Steps once per epoch after conversion.
+        plateau (bool): Steps on validation metrics (``need_val_args``).
+    """
+
+    track: str
+    name: str
+    begin: int
+    end: float
+    by_epoch: bool
+    plateau: bool
+
+
+@dataclass
+class LrCurves:
+    """Recorded values: ``values[t, c]`` is curve ``c``'s value during
+    iteration ``t`` (what ``optimizer.step()`` of iteration ``t`` uses).
+
+    Args:
+        param (str): ``'lr'``, ``'momentum'`` or ``'weight_decay'``.
+        values (np.ndarray): ``(max_iters, curves)``, one column per distinct
+            group.
+        labels (list[str]): Legend label per curve.
+        layer_ids (list[int | None]): Layer depth per curve (colour).
+        group_of (list[int]): For every real group (all tracks in order), its
+            curve.
+        group_names (list[str]): Name of every real group (CSV header).
+        length (TrainLength): The run's counts.
+        windows (list[Window]): Every scheduler's window.
+        validations (list[int]): Iterations after which validation ran
+            (and a metric was fed, when given).
+    """
+
+    param: str
+    values: np.ndarray
+    labels: list
+    layer_ids: list
+    group_of: list
+    group_names: list
+    length: TrainLength
+    windows: list = field(default_factory=list)
+    validations: list = field(default_factory=list)
+
+    def group_values(self) -> np.ndarray:
+        """``(max_iters, real groups)``: every group's own column."""
+        return self.values[:, self.group_of]
+
+
+def read_value(group: dict, param: str) -> float:
+    """A group's current value of ``param``; Adam's momentum is
+    ``betas[0]`` (mmengine's momentum schedulers write both)."""
+    if param in group:
+        return group[param]
+    if param == 'momentum' and 'betas' in group:
+        return group['betas'][0]
+    raise KeyError(f'the optimizer groups have no {param!r} (keys: '
+                   f'{", ".join(sorted(k for k in group if k != "params"))})')
+
+
+def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
+             metrics: list[float] | None = None,
+             progress: Callable[[int], None] | None = None) -> LrCurves:
+    """Run the schedulers through ``length`` as the Runner's loop would.
+
+    ``EpochBasedTrainLoop``: after every iteration the iteration-based
+    schedulers step, after every epoch the epoch-based ones, then (when
+    ``length.validation_after(epoch)``) validation feeds the next metric to
+    the plateau schedulers (``need_val_args``, by epoch).
+    ``IterBasedTrainLoop``: validation follows iterations, and the
+    epoch-based schedulers step once, after the last iteration.
+
+    Args:
+        tracks (list[Track]): From :func:`build_tracks`.
+        length (TrainLength): From :func:`train_length`.
+        param (str): Which value to record. Defaults to ``'lr'``.
+        metrics (list[float], optional): One value per validation, fed to
+            every plateau scheduler under its ``monitor`` key; validations
+            after the list is used up feed nothing (as a validation without
+            the metric would with ``strict=False``).
+        progress (callable, optional): Called with the number of
+            iterations done, 50 times over the run.
+
+    Returns:
+        LrCurves
+
+    Example:
+        >>> curves = simulate(tracks, length)
+        >>> curves.values[0]  # lr of each distinct group at iteration 0
+    """
+    probe_groups, offsets = [], []
+    for track in tracks:
+        offsets.append(len(probe_groups))
+        probe_groups += track.probe.optimizer.param_groups
+    values = np.empty((length.max_iters, len(probe_groups)))
+    iter_scheds = [s for t in tracks for s in t.schedulers if not s.by_epoch]
+    epoch_scheds = [s for t in tracks for s in t.schedulers if s.by_epoch]
+    plateau = [s for s in epoch_scheds if getattr(s, 'need_val_args', False)]
+    feed = list(metrics or [])
+    hub = MessageHub.get_current_instance()
+    validations = []
+
+    def validate(iteration: int) -> None:
+        validations.append(iteration)
+        hub.update_info('iter', iteration)
+        if not feed or not plateau:
+            return
+        value = feed.pop(0)
+        for scheduler in plateau:
+            scheduler.step({getattr(scheduler, 'monitor', 'loss'): value})
+
+    read = _reader(probe_groups, param)
+    chunk = max(1, length.max_iters // 50)
+    for it in range(length.max_iters):
+        values[it] = read()
+        for scheduler in iter_scheds:
+            scheduler.step()
+        done = it + 1
+        if length.by_epoch and done % length.epoch_length == 0:
+            for scheduler in epoch_scheds:
+                scheduler.step()
+            if length.validation_after(done // length.epoch_length):
+                validate(done)
+        elif not length.by_epoch and length.validation_after(done):
+            validate(done)
+        if progress is not None and (done % chunk == 0
+                                     or done == length.max_iters):
+            progress(done)
+    if not length.by_epoch:  # the loop's single epoch ends here
+        for scheduler in epoch_scheds:
+            scheduler.step()
+
+    group_of = [
+        offset + index for track, offset in zip(tracks, offsets)
+        for index in track.group_of
+    ]
+    labels, layer_ids = _labels(tracks)
+    names = [
+        f'{track.name + "/" if track.name else ""}group{i}'
+        for track in tracks for i in range(len(track.group_of))
+    ]
+    return LrCurves(param, values, labels, layer_ids, group_of, names,
+                    length, windows_of(tracks, length), validations)
+
+
+def _reader(groups: list[dict], param: str) -> Callable[[], list]:
+    # The loop body runs a million times: a plain list comprehension when
+    # every group has the key, the general lookup otherwise.
+    if all(param in g for g in groups):
+        return lambda: [g[param] for g in groups]
+    return lambda: [read_value(g, param) for g in groups]
+
+
+def _labels(tracks: list[Track]) -> tuple[list, list]:
+    # "layer 3 (groups 6,7)": the depth colours the curve, the numbers are
+    # the optimizer groups (as in tools/param_groups.py) it stands for.
+    labels, layer_ids = [], []
+    for track in tracks:
+        prefix = f'{track.name}: ' if track.name else ''
+        for curve, group in enumerate(track.probe.optimizer.param_groups):
+            members = [str(i) for i, c in enumerate(track.group_of)
+                       if c == curve]
+            noun = 'group' if len(members) == 1 else 'groups'
+            which = f'{noun} {",".join(members)}'
+            layer = group.get('layer_id')
+            labels.append(f'{prefix}layer {layer} ({which})'
+                          if layer is not None else f'{prefix}{which}')
+            layer_ids.append(layer)
+    return labels, layer_ids
+
+
+def windows_of(tracks: list[Track], length: TrainLength) -> list[Window]:
+    """Each scheduler's ``[begin, end)`` in iterations of the run (epoch
+    windows times the epoch length; the end may be infinite)."""
+    windows = []
+    for track in tracks:
+        for scheduler in track.schedulers:
+            scale = 1
+            if scheduler.by_epoch:
+                scale = length.epoch_length if length.by_epoch else \
+                    length.max_iters
+            end = scheduler.end * scale if scheduler.end < 1e9 else math.inf
+            windows.append(
+                Window(track.name, type(scheduler).__name__,
+                       scheduler.begin * scale, end, scheduler.by_epoch,
+                       bool(getattr(scheduler, 'need_val_args', False))))
+    return windows
+
+
+__all__ = ['LrCurves', 'Window', 'simulate', 'read_value', 'windows_of']

@@ -1,0 +1,181 @@
+"""Build a config's ``param_scheduler`` list as the Runner does, on a probe
+optimizer that holds the groups' settings but no parameters.
+
+The schedulers are the config's own classes with the config's arguments;
+they read and write ``optimizer.param_groups`` only, so stepping them on a
+probe gives the values training would (``tests/test_analysis_curves.py``
+compares both). The probe can hold one group per *distinct* group: every
+mmengine and mmlr scheduler computes a group's value from that group's own
+value of the parameter (``lr``, ``initial_lr``; ``betas`` for momentum), so
+groups equal in those get equal curves, and 1,000,000 iterations cost half
+as much with half the groups (MAE recipes pair a decayed and an undecayed
+group per layer).
+"""
+import copy
+from dataclasses import dataclass
+
+import torch
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
+from mmengine.registry import PARAM_SCHEDULERS
+
+from .train_length import TrainLength
+
+
+class ProbeOptimizer(torch.optim.Optimizer):
+    """An optimizer whose ``step()`` changes nothing: it carries parameter
+    groups for schedulers to act on.
+
+    Args:
+        groups (list[dict]): Group settings (``params`` is replaced by one
+            meta tensor each).
+        defaults (dict): The real optimizer's ``defaults`` (schedulers read
+            ``defaults['lr']`` and whether ``momentum`` or ``betas`` exist).
+
+    Example:
+        >>> probe = ProbeOptimizer([dict(lr=0.1)], dict(lr=0.1))
+    """
+
+    def __init__(self, groups: list[dict], defaults: dict):
+        copies = [
+            dict(group, params=[torch.empty(0, device='meta')])
+            for group in groups
+        ]
+        super().__init__(copies, dict(defaults))
+
+    def step(self, closure=None) -> None:
+        return None
+
+
+@dataclass
+class Track:
+    """One optimizer's simulation: its probe, schedulers and group map.
+
+    Args:
+        name (str): The optim wrapper's name ('' for a single one).
+        probe (OptimWrapper): Wraps a :class:`ProbeOptimizer`.
+        schedulers (list): Built schedulers, in config order.
+        configs (list[dict]): Each scheduler's config after the Runner's
+            defaults (``end``), as built.
+        group_of (list[int]): For each real group, its probe group.
+        real_groups (list[dict]): The real optimizer's groups (settings).
+    """
+
+    name: str
+    probe: OptimWrapper
+    schedulers: list
+    configs: list
+    group_of: list
+    real_groups: list
+
+
+def distinct_groups(groups: list[dict], param: str = 'lr'
+                    ) -> tuple[list[dict], list[int]]:
+    """Keep one group per distinct value of ``param``.
+
+    Args:
+        groups (list[dict]): Group settings.
+        param (str): The scheduled parameter: groups are told apart by it,
+            its ``initial_`` value and, for momentum, ``betas``.
+
+    Returns:
+        tuple[list[dict], list[int]]: The kept groups and, per input group,
+        the index of its kept twin.
+    """
+    kept, index_of, group_of = [], {}, []
+    for group in groups:
+        key = repr([group.get(k) for k in (param, f'initial_{param}',
+                                           'betas', 'momentum')])
+        if key not in index_of:
+            index_of[key] = len(kept)
+            kept.append(group)
+        group_of.append(index_of[key])
+    return kept, group_of
+
+
+def scheduler_configs(scheduler_cfg, length: TrainLength) -> list[dict]:
+    """``param_scheduler`` entries with the Runner's default ``end``:
+    ``max_epochs`` for ``by_epoch`` schedulers, ``max_iters`` otherwise."""
+    configs = scheduler_cfg if isinstance(scheduler_cfg, (list, tuple)) \
+        else [scheduler_cfg]
+    built = []
+    for cfg in configs:
+        cfg = copy.deepcopy(dict(cfg))
+        cfg.setdefault('end', length.max_epochs if cfg.get(
+            'by_epoch', True) else length.max_iters)
+        built.append(cfg)
+    return built
+
+
+def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
+                 param: str = 'lr', merge: bool = True) -> list[Track]:
+    """Probes and schedulers for a built optim wrapper (or
+    ``OptimWrapperDict``: one track per name, with ``param_scheduler`` either
+    shared or a dict keyed by name, as ``Runner.build_param_scheduler``).
+
+    Args:
+        optim_wrapper (OptimWrapper | OptimWrapperDict): The config's.
+        scheduler_cfg (dict | list | None): ``cfg.param_scheduler``.
+        length (TrainLength): For default ends and ``epoch_length``.
+        param (str): The parameter whose values are recorded.
+        merge (bool): Simulate each distinct group once (see
+            :func:`distinct_groups`); other parameters' values in the probe
+            are then those of each kept group. Schedulers given
+            per-group lists (``min_lr=[...]``) always get every group.
+
+    Example:
+        >>> tracks = build_tracks(wrapper, cfg.param_scheduler, length)
+        >>> [type(s).__name__ for s in tracks[0].schedulers]
+        ['LinearLR', 'CosineAnnealingLR']
+    """
+    if isinstance(optim_wrapper, OptimWrapperDict):
+        tracks = []
+        for name, wrapper in optim_wrapper.items():
+            cfg = scheduler_cfg
+            if isinstance(cfg, dict) and 'type' not in cfg:
+                cfg = cfg[name]
+            tracks.append(_track(name, wrapper, cfg, length, param, merge))
+        return tracks
+    return [_track('', optim_wrapper, scheduler_cfg, length, param, merge)]
+
+
+def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
+           length: TrainLength, param: str, merge: bool) -> Track:
+    real = [
+        {k: v for k, v in g.items() if k != 'params'}
+        for g in wrapper.optimizer.param_groups
+    ]
+    configs = scheduler_configs(scheduler_cfg or [], length)
+    if merge and not _has_group_lists(configs, len(real)):
+        kept, group_of = distinct_groups(real, param)
+    else:
+        kept, group_of = real, list(range(len(real)))
+    probe = OptimWrapper(ProbeOptimizer(kept, wrapper.optimizer.defaults))
+    schedulers = []
+    for cfg in configs:
+        args = dict(optimizer=probe)
+        if length.epoch_length is not None:
+            args['epoch_length'] = length.epoch_length
+        scheduler = PARAM_SCHEDULERS.build(copy.deepcopy(cfg),
+                                           default_args=args)
+        if not isinstance(scheduler, _ParamScheduler):
+            raise TypeError(f'{cfg["type"]} is not an mmengine parameter '
+                            'scheduler')
+        schedulers.append(scheduler)
+    # In training the optimizer has stepped before the first scheduler step;
+    # one step of the probe (which changes nothing) says so, and mmengine
+    # then does not warn about scheduler.step() preceding optimizer.step().
+    probe.step()
+    return Track(name, probe, schedulers, configs, group_of, real)
+
+
+def _has_group_lists(configs: list[dict], num_groups: int) -> bool:
+    # A list with one entry per group (min_lr, max_lr) must keep the
+    # groups as they are; schedule lists (milestones) are left alone.
+    return num_groups > 1 and any(
+        isinstance(v, (list, tuple)) and len(v) == num_groups
+        for cfg in configs for v in cfg.values())
+
+
+__all__ = ['ProbeOptimizer', 'Track', 'build_tracks', 'distinct_groups',
+           'scheduler_configs']

@@ -1,0 +1,160 @@
+"""How long a config trains: loop kind, epochs, iterations, epoch length and
+when it validates, worked out as mmengine's Runner and loops do."""
+import copy
+import math
+from dataclasses import dataclass
+
+from mmengine.config import Config
+from mmengine.registry import DATASETS
+
+
+@dataclass
+class TrainLength:
+    """The training loop's counts, in the Runner's terms.
+
+    Args:
+        by_epoch (bool): ``EpochBasedTrainLoop`` (True) or
+            ``IterBasedTrainLoop``.
+        max_epochs (int): Epochs (1 for an iteration-based loop, as mmengine
+            says).
+        max_iters (int): Iterations of the whole run.
+        epoch_length (int | None): Iterations per epoch (the train
+            dataloader's length); None when unknown and not needed.
+        val_begin (int): First epoch (iteration) that may validate.
+        val_interval (int): Epochs (iterations) between validations.
+        validates (bool): Whether the config has a validation loop.
+    """
+
+    by_epoch: bool
+    max_epochs: int
+    max_iters: int
+    epoch_length: int | None
+    val_begin: int = 1
+    val_interval: int = 1
+    validates: bool = False
+
+    def validation_after(self, step: int) -> bool:
+        """Whether the loop validates after epoch (iteration) ``step``,
+        counted from 1 (``EpochBasedTrainLoop.run``)."""
+        last = self.max_epochs if self.by_epoch else self.max_iters
+        return self.validates and step >= self.val_begin and (
+            step % self.val_interval == 0 or step == last)
+
+
+def dataloader_length(loader_cfg: dict, world_size: int = 1) -> int:
+    """``len(train_dataloader)`` on one of ``world_size`` processes, built
+    from the data set's length without loading a batch.
+
+    Follows ``DefaultSampler`` (each process gets ``ceil(N / world_size)``
+    samples), ``drop_last`` and mmengine's ``num_batch_per_epoch``.
+
+    Args:
+        loader_cfg (dict): ``cfg.train_dataloader``.
+        world_size (int): Training processes. Defaults to 1.
+
+    Example:
+        >>> dataloader_length(cfg.train_dataloader)  # digits: 1,438 / 32
+        45
+    """
+    return epoch_length_of(_dataset_size(loader_cfg), loader_cfg, world_size)
+
+
+def epoch_length_of(dataset_size: int, loader_cfg: dict | None,
+                    world_size: int = 1, batch_size: int | None = None
+                    ) -> int:
+    """Batches per epoch for ``dataset_size`` samples (see
+    :func:`dataloader_length`); ``batch_size`` overrides the config's."""
+    loader_cfg = loader_cfg or {}
+    batch = batch_size or loader_cfg.get('batch_size', 1)
+    per_rank = math.ceil(dataset_size / world_size)
+    sampler = loader_cfg.get('batch_sampler') or {}
+    drop_last = loader_cfg.get('drop_last', sampler.get('drop_last', False))
+    batches = per_rank // batch if drop_last else math.ceil(per_rank / batch)
+    limit = loader_cfg.get('num_batch_per_epoch')
+    return min(batches, limit) if limit is not None else batches
+
+
+def train_length(cfg: Config, iters_per_epoch: int | None = None,
+                 dataset_size: int | None = None,
+                 batch_size: int | None = None,
+                 world_size: int = 1) -> TrainLength:
+    """Read ``train_cfg`` and find the epoch length the Runner would use.
+
+    The epoch length comes from ``iters_per_epoch``, else from
+    ``dataset_size`` (and ``batch_size``, defaulting to the config's), else
+    from building the training data set (only its length is used). An
+    iteration-based loop whose schedulers never need it may leave it None.
+
+    Args:
+        cfg (Config): The config.
+        iters_per_epoch (int, optional): Iterations per epoch.
+        dataset_size (int, optional): Training samples.
+        batch_size (int, optional): Samples per batch and process.
+        world_size (int): Training processes. Defaults to 1.
+
+    Example:
+        >>> length = train_length(cfg, iters_per_epoch=100)
+        >>> length.max_iters  # 30 epochs
+        3000
+    """
+    loop = dict(cfg.train_cfg)
+    loop_type = loop.get('type', '')
+    if 'by_epoch' in loop:
+        by_epoch = bool(loop['by_epoch'])
+    else:  # a named loop: epoch-based ones count epochs
+        by_epoch = 'max_epochs' in loop or 'Epoch' in str(loop_type)
+    loader_cfg = cfg.get('train_dataloader')
+    if iters_per_epoch is not None:
+        epoch_length = iters_per_epoch
+    elif dataset_size is not None:
+        epoch_length = epoch_length_of(dataset_size, loader_cfg, world_size,
+                                       batch_size)
+    elif loader_cfg is not None and (by_epoch or _needs_epochs(cfg)):
+        try:
+            epoch_length = epoch_length_of(
+                _dataset_size(loader_cfg), loader_cfg, world_size,
+                batch_size)
+        except Exception as error:  # data missing on this machine
+            raise RuntimeError(
+                f'could not build the training data set to count its '
+                f'samples ({error!r}); give --iters-per-epoch, or '
+                '--dataset-size (and --batch-size)') from error
+    else:
+        epoch_length = None
+    if epoch_length is not None and epoch_length < 1:
+        raise ValueError(f'an epoch must have at least one iteration, got '
+                         f'{epoch_length}')
+    validates = all(
+        cfg.get(key) is not None
+        for key in ('val_cfg', 'val_dataloader', 'val_evaluator'))
+    if by_epoch:
+        max_epochs = int(loop['max_epochs'])
+        if epoch_length is None:
+            raise ValueError('an epoch-based loop needs the epoch length')
+        return TrainLength(True, max_epochs, max_epochs * epoch_length,
+                           epoch_length, loop.get('val_begin', 1),
+                           loop.get('val_interval', 1), validates)
+    return TrainLength(False, 1, int(loop['max_iters']), epoch_length,
+                       loop.get('val_begin', 1),
+                       loop.get('val_interval', 1000), validates)
+
+
+def _dataset_size(loader_cfg: dict) -> int:
+    dataset = DATASETS.build(copy.deepcopy(loader_cfg['dataset']))
+    if hasattr(dataset, 'full_init'):
+        dataset.full_init()
+    return len(dataset)
+
+
+def _needs_epochs(cfg: Config) -> bool:
+    schedulers = cfg.get('param_scheduler') or []
+    if isinstance(schedulers, dict):
+        schedulers = [schedulers] if 'type' in schedulers else [
+            s for group in schedulers.values()
+            for s in (group if isinstance(group, list) else [group])
+        ]
+    return any(s.get('convert_to_iter_based') for s in schedulers)
+
+
+__all__ = ['TrainLength', 'train_length', 'dataloader_length',
+           'epoch_length_of']

@@ -1,0 +1,62 @@
+"""tools/param_groups.py on ours and mmengine's constructor, on the meta
+device (ViT-B/16), with the per-parameter CSV."""
+import csv
+
+import pytest
+from conftest import run_tool
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.split()[:2] == ['group', 'layer'])
+    return [line.split() for line in lines[start + 1:]
+            if line.strip() and line.split()[0].isdigit()]
+
+
+def test_layer_decay_table_and_per_param_csv(tmp_path):
+    out = tmp_path / 'params.csv'
+    result = run_tool('tools/param_groups.py',
+                      'configs/vit_digits_layer_decay.py', '--per-param',
+                      str(out))
+    rows = table_rows(result.stdout)
+    assert len(rows) == 12
+    for row in rows:  # lr = 2e-3 * 0.75 ** (5 - layer)
+        assert float(row[2]) == pytest.approx(
+            2e-3 * 0.75**(5 - int(row[1])), rel=1e-3)
+    with open(out) as f:
+        params = {r['name']: r for r in csv.DictReader(f)}
+    assert len(params) == 56
+    head = params['backbone.head.weight']
+    assert (float(head['lr']), float(head['weight_decay'])) == (2e-3, 0.05)
+    assert float(params['backbone.pos_embed']['weight_decay']) == 0.0
+    assert params['backbone.pos_embed']['depth_source'] == 'group_matcher'
+    assert params['backbone.blocks.0.attn.qkv.weight']['shape'] == '192x64'
+
+
+def test_mmengine_default_constructor():
+    result = run_tool('tools/param_groups.py', 'configs/vit_digits.py')
+    assert 'DefaultOptimWrapperConstructor' in result.stdout
+    # mmengine without paramwise_cfg: every tensor in one group at the lr
+    (row, ) = table_rows(result.stdout)
+    assert row[2:6] == ['2.000e-03', '1', '0.05', '56']
+
+
+def test_vit_b_mae_recipe_on_meta():
+    result = run_tool('tools/param_groups.py',
+                      'configs/vit_base_mae_finetune.py')
+    assert 'model on meta' in result.stdout
+    rows = table_rows(result.stdout)
+    # 12 blocks + embedding + head = 14 layer ids, decayed and not: 28
+    assert len(rows) == 28
+    assert sum(int(r[5]) for r in rows) == 152
+    # patch embedding: 2e-3 * 0.65 ** 13
+    assert float(rows[0][2]) == pytest.approx(2e-3 * 0.65**13, rel=1e-3)
+    # ViT-B/16 has 86,567,656 parameters (timm, 1000 classes)
+    assert sum(int(r[6]) for r in rows) == 86_567_656
+
+
+def test_linear_probe_counts_frozen():
+    result = run_tool('tools/param_groups.py',
+                      'configs/vit_digits_linear_probe.py')
+    assert '54 frozen left out' in result.stdout

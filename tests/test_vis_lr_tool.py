@@ -1,0 +1,44 @@
+"""tools/vis_lr.py end to end: PNG size, CSV values against mmengine's
+schedulers stepped by hand, warnings, --help."""
+import csv
+
+import matplotlib.image as mpimg
+import numpy as np
+from conftest import run_tool
+from test_analysis_curves import EPOCH, by_hand
+
+
+def test_layer_decay_png_and_csv(tmp_path):
+    out = tmp_path / 'lr.png'
+    result = run_tool('tools/vis_lr.py', 'configs/vit_digits_layer_decay.py',
+                      '--out', str(out), '--size', '640x360', '--log-y')
+    image = mpimg.imread(out)
+    assert image.shape[:2] == (360, 640)  # rows = height, columns = width
+    assert image[..., :3].std() > 0.05  # curves drawn, not a blank canvas
+    with open(tmp_path / 'lr.csv') as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:3] == ['iter', 'epoch', 'group0'] and len(rows[0]) == 14
+    values = np.array(rows[1:], dtype=float)
+    assert values.shape == (30 * EPOCH, 14)
+    assert values[EPOCH, 1] == 1.0  # the epoch column
+    for group in range(12):  # layer d's base lr is 2e-3 * 0.75 ** (5 - d)
+        np.testing.assert_allclose(values[:, 2 + group],
+                                   by_hand(2e-3 * 0.75**(5 - group // 2)),
+                                   rtol=1e-9)
+    assert 'WARNING' not in result.stdout
+    assert 'layer 5 (groups 10,11)' in result.stdout  # the summary table
+
+
+def test_warning_and_plateau_note_printed(tmp_path):
+    result = run_tool('tools/vis_lr.py', 'tests/configs/warn_eta_min.py',
+                      '--out', str(tmp_path / 'x.png'), '--csv', 'none')
+    assert 'WARNING: CosineAnnealingLR anneals to eta_min=1e-05' in \
+        result.stdout
+    assert not (tmp_path / 'x.csv').exists()
+
+
+def test_help_explains_flags():
+    text = run_tool('tools/vis_lr.py', '--help').stdout
+    for flag in ('--metrics', '--iters-per-epoch', '--dataset-size',
+                 '--param', '--log-y', '--size', '--cfg-options'):
+        assert flag in text
