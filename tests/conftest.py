@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,13 @@ def read_scalars(work_dir: Path) -> list[dict]:
         with open(path) as f:
             records += [json.loads(line) for line in f if line.strip()]
     return records
+
+
+def final_accuracy(log: str) -> float:
+    """The accuracy of tools/train.py's closing summary line."""
+    match = re.search(r'Final validation: accuracy/top1: ([\d.]+)', log)
+    assert match, log[-2000:]
+    return float(match.group(1))
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """The layer-decay and linear-probing example configs, trained end to end
 (short versions) from a briefly pretrained digits ViT, as a user would
 fine-tune from a checkpoint."""
-import re
 
 import pytest
 import torch
 
 import mmlr  # noqa: F401  (weights_only loading of mmengine checkpoints)
-from conftest import read_scalars, run_tool
+from conftest import final_accuracy, read_scalars, run_tool
 
 # two epochs: the base schedule's cosine starts after one epoch of warm-up
 # and batches of 64 (23 iterations per epoch) to keep the test short
@@ -15,12 +14,6 @@ SHORT = [
     'train_cfg.max_epochs=2', 'default_hooks.checkpoint.interval=2',
     'train_dataloader.batch_size=64'
 ]
-
-
-def final_accuracy(log: str) -> float:
-    match = re.search(r'Final validation: accuracy/top1: ([\d.]+)', log)
-    assert match, log[-2000:]
-    return float(match.group(1))
 
 
 @pytest.fixture(scope='module')

@@ -1,10 +1,9 @@
 """tools/train.py and tools/dist_train.sh, end to end on the digits demo."""
-import re
 import socket
 
 import pytest
 
-from conftest import read_scalars, run_tool
+from conftest import final_accuracy, read_scalars, run_tool
 
 CONFIG = 'configs/vit_digits.py'
 # Dropout off: mmengine reseeds the global RNG on resume instead of restoring
@@ -14,13 +13,6 @@ DETERMINISTIC = [
     'model.attn_drop_rate=0.0', 'default_hooks.logger.interval=1',
     'default_hooks.checkpoint.interval=1'
 ]
-
-
-def final_accuracy(stdout_and_err: str) -> float:
-    match = re.search(r'Final validation: accuracy/top1: ([\d.]+)',
-                      stdout_and_err)
-    assert match, stdout_and_err[-2000:]
-    return float(match.group(1))
 
 
 def test_default_demo_config_reaches_95_percent(tmp_path):

@@ -16,7 +16,8 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 from ..optim import GroupRow, LayerDecayOptimWrapperConstructor
-from ..optim.param_groups import format_table, group_rows, named_params
+from ..optim.param_groups import (format_rows, format_table, group_rows,
+                                  named_params)
 
 
 @dataclass
@@ -136,21 +137,8 @@ def _built(name: str, wrapper, model: nn.Module) -> GroupReport:
     return GroupReport(name, rows, params, _format_rows(header, rows))
 
 
-def _format_rows(header: str, rows: list, examples: int = 3) -> str:
-    lines = [header,
-             f'{"group":>5} {"layer":>5} {"lr":>10} {"lr_scale":>9} '
-             f'{"wd":>8} {"tensors":>7} {"elements":>10}  names']
-    for r in rows:
-        layer = '-' if r.layer_id is None else r.layer_id
-        wd = '-' if r.weight_decay is None else f'{r.weight_decay:.3g}'
-        names = ', '.join(r.names[:examples]) + (
-            f', ... (+{len(r.names) - examples})'
-            if len(r.names) > examples else '')
-        extra = f'  {r.extra}' if r.extra else ''
-        lines.append(f'{r.group:>5} {layer:>5} {r.lr:>10.3e} '
-                     f'{r.lr_scale:>9.4g} {wd:>8} {r.tensors:>7} '
-                     f'{r.elements:>10}  {names}{extra}')
-    return '\n'.join(lines)
+def _format_rows(header: str, rows: list) -> str:
+    return f'{header}\n{format_rows(rows)}'
 
 
 def write_param_csv(params: list, path: str) -> None:

@@ -191,15 +191,22 @@ def format_table(rows: list, report: PlanReport, examples: int = 3) -> str:
             f'put at the top layer (full lr): '
             f'{", ".join(report.unplaced[:5])}'
             f'{" ..." if len(report.unplaced) > 5 else ""}')
-    lines.append(f'{"group":>5} {"layer":>5} {"lr":>10} {"lr_scale":>9} '
-                 f'{"wd":>8} {"tensors":>7} {"elements":>10}  names')
+    return '\n'.join(lines + [format_rows(rows, examples)])
+
+
+def format_rows(rows: list, examples: int = 3) -> str:
+    """The group lines of the table, under their column names; a group
+    without a layer id (another constructor's) shows ``-``."""
+    lines = [f'{"group":>5} {"layer":>5} {"lr":>10} {"lr_scale":>9} '
+             f'{"wd":>8} {"tensors":>7} {"elements":>10}  names']
     for r in rows:
+        layer = '-' if r.layer_id is None else r.layer_id
         wd = '-' if r.weight_decay is None else f'{r.weight_decay:.3g}'
         names = ', '.join(r.names[:examples]) + (
             f', ... (+{len(r.names) - examples})'
             if len(r.names) > examples else '')
         extra = f'  {r.extra}' if r.extra else ''
-        lines.append(f'{r.group:>5} {r.layer_id:>5} {r.lr:>10.3e} '
+        lines.append(f'{r.group:>5} {layer:>5} {r.lr:>10.3e} '
                      f'{r.lr_scale:>9.4g} {wd:>8} {r.tensors:>7} '
                      f'{r.elements:>10}  {names}{extra}')
     return '\n'.join(lines)
