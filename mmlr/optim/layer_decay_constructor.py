@@ -4,7 +4,7 @@ import logging
 
 import torch.nn as nn
 from mmengine.dist import get_rank
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
@@ -223,8 +223,10 @@ class LayerDecayOptimWrapperConstructor:
                 format_table(group_rows(groups), report),
                 logger='current',
                 level=logging.INFO)
-            print_log(
-                format_params(plans), logger='current', level=logging.DEBUG)
+            if MMLogger.get_current_instance().isEnabledFor(logging.DEBUG):
+                # a line per parameter: only formatted when it is shown
+                print_log(format_params(plans), logger='current',
+                          level=logging.DEBUG)
         optimizer_cfg = dict(self.optimizer_cfg)
         optimizer_cfg['type'] = self.optimizer_cls
         # mmengine's convention: params go under the first argument's name

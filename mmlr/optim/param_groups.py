@@ -63,13 +63,16 @@ def named_params(model: nn.Module):
     A parameter reachable under two names (tied weights) is yielded at its
     first name; later names come with ``seen before=True``.
     """
-    parents = {}
-    for mod_name, module in model.named_modules(remove_duplicate=False):
-        for child in module.children():
-            parents.setdefault(id(child), module)
+    parents: dict = {}
     seen = set()
+    # named_modules is pre-order: a module's parent is recorded before it.
     for mod_name, module in model.named_modules(remove_duplicate=False):
-        for leaf, param in module.named_parameters(recurse=False):
+        for child in module._modules.values():
+            if child is not None:
+                parents.setdefault(id(child), module)
+        for leaf, param in module._parameters.items():
+            if param is None:
+                continue
             name = strip_wrappers(f'{mod_name}.{leaf}' if mod_name else leaf)
             yield name, param, module, parents.get(id(module)), id(
                 param) in seen

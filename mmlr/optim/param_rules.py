@@ -15,6 +15,7 @@ Precedence per field: custom key > model hint (weight decay only) > generic
 rule > 1.
 """
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -42,9 +43,14 @@ def strip_wrappers(name: str) -> str:
 
 
 def is_norm(module: nn.Module) -> bool:
-    return isinstance(module, NORMS) or any(
-        re.search(r'Norm(\dd)?$', cls.__name__)
-        for cls in type(module).__mro__[:-1])
+    return _is_norm_class(type(module))
+
+
+@functools.lru_cache(maxsize=None)
+def _is_norm_class(cls: type) -> bool:
+    # Once per class, not per parameter: the name search walks the MRO.
+    return issubclass(cls, NORMS) or any(
+        re.search(r'Norm(\dd)?$', c.__name__) for c in cls.__mro__[:-1])
 
 
 def is_dwconv(module: nn.Module) -> bool:
