@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,27 @@ def final_accuracy(log: str) -> float:
     match = re.search(r'Final validation: accuracy/top1: ([\d.]+)', log)
     assert match, log[-2000:]
     return float(match.group(1))
+
+
+@pytest.fixture
+def gloo_world_of_one():
+    """A one-process gloo group for in-process DDP/ZeRO tests.
+
+    torch allows one default group per process, and building a ZeRO
+    config's optimizer (mmlr.analysis) may already have started one: reuse
+    it then, and tear down only a group this fixture created.
+    """
+    import torch.distributed as dist
+    created = not dist.is_initialized()
+    if created:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                                rank=0, world_size=1)
+    yield
+    if created:
+        dist.destroy_process_group()
 
 
 @pytest.fixture

@@ -162,17 +162,6 @@ def test_first_difference_names_rank_group_and_field():
         'rank 1 has 1 parameter groups, rank 0 2')
 
 
-@pytest.fixture
-def gloo_world_of_one():
-    torch.distributed.init_process_group(
-        'gloo',
-        init_method=f'tcp://127.0.0.1:{_free_port()}',
-        rank=0,
-        world_size=1)
-    yield
-    torch.distributed.destroy_process_group()
-
-
 def _probe():
     model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
     constructor = LayerDecayOptimWrapperConstructor(

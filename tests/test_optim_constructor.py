@@ -2,7 +2,6 @@
 rules (golden tests against DefaultOptimWrapperConstructor), groups,
 wrappers, errors and the build-time report."""
 import logging
-import socket
 import subprocess
 import sys
 import textwrap
@@ -231,25 +230,17 @@ def test_child_named_module_is_not_mistaken_for_a_wrapper():
     assert sum(len(g['params']) for g in groups) == 4
 
 
-def test_ddp_wrapper_is_unwrapped_and_fsdp_name_parts_stripped():
+def test_ddp_wrapper_is_unwrapped_and_fsdp_name_parts_stripped(
+        gloo_world_of_one):
     from mmengine.model import MMDistributedDataParallel
     model = TinyViT()
     # an FSDP(use_orig_params) level in the names must not hide 'blocks.0'
     model.blocks[0] = nn.Module()
     model.blocks[0]._fsdp_wrapped_module = nn.Linear(8, 8)
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    torch.distributed.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=0, world_size=1)
-    try:
-        ddp = MMDistributedDataParallel(model)
-        lr_wd = per_param(
-            model,
-            build(ddp, dict(custom_keys={'blocks.0.weight': dict(
-                lr_mult=0.0)})))
-    finally:
-        torch.distributed.destroy_process_group()
+    ddp = MMDistributedDataParallel(model)
+    lr_wd = per_param(
+        model,
+        build(ddp, dict(custom_keys={'blocks.0.weight': dict(lr_mult=0.0)})))
     assert lr_wd['blocks.0._fsdp_wrapped_module.weight'][0] == 0.0
     assert len(lr_wd) == len(list(model.parameters()))
 
