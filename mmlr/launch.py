@@ -36,6 +36,18 @@ def parse_cfg_options(items: list[str]) -> dict:
     return options
 
 
+def check_config_args(parser, args) -> None:
+    """The checks every tool makes of ``CONFIG`` and ``--cfg-options``:
+    report a missing file or an unparsable option through ``parser.error``
+    (one line, exit 2) and leave ``args.cfg_options`` parsed."""
+    if not osp.isfile(args.config):
+        parser.error(f'config file {args.config!r} does not exist')
+    try:
+        args.cfg_options = parse_cfg_options(args.cfg_options)
+    except ValueError as error:
+        parser.error(f'argument --cfg-options: {error}')
+
+
 def prepare_config(config: str,
                    work_dir: str | None = None,
                    resume: str | None = None,
@@ -197,6 +209,6 @@ def summary_line(runner: Runner) -> str:
 
 
 __all__ = [
-    'parse_cfg_options', 'prepare_config', 'build_runner', 'summary_line',
+    'parse_cfg_options', 'check_config_args', 'prepare_config', 'build_runner', 'summary_line',
     'LastValMetrics', 'FreezeBeforeWrapRunner'
 ]

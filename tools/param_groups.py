@@ -22,7 +22,7 @@ from mmengine.logging import MMLogger  # noqa: E402
 
 from mmlr.analysis import (build_model, group_report,  # noqa: E402
                            load_config, write_param_csv)
-from mmlr.launch import parse_cfg_options  # noqa: E402
+from mmlr.launch import check_config_args  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,12 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='override config entries, e.g. '
         'optim_wrapper.paramwise_cfg.layer_decay_rate=0.65')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config!r} does not exist')
-    try:
-        args.cfg_options = parse_cfg_options(args.cfg_options)
-    except ValueError as error:
-        parser.error(f'argument --cfg-options: {error}')
+    check_config_args(parser, args)
     return args
 
 

@@ -17,7 +17,7 @@ import sys
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmlr.launch import (build_runner, parse_cfg_options,  # noqa: E402
+from mmlr.launch import (build_runner, check_config_args,  # noqa: E402
                          prepare_config, summary_line)
 
 
@@ -55,12 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     # torch.distributed.launch passes --local-rank (older: --local_rank)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config!r} does not exist')
-    try:
-        args.cfg_options = parse_cfg_options(args.cfg_options)
-    except ValueError as error:
-        parser.error(f'argument --cfg-options: {error}')
+    check_config_args(parser, args)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args

@@ -32,7 +32,7 @@ from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
                            build_tracks, check_schedule, load_config,
                            parse_metrics, plateau_inputs, plot_curves,
                            simulate, summary_table, train_length, write_csv)
-from mmlr.launch import parse_cfg_options  # noqa: E402
+from mmlr.launch import check_config_args  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,10 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='override config entries, e.g. train_cfg.max_epochs=100 '
         'param_scheduler.1.eta_min=0; values are parsed as Python literals')
     args = parser.parse_args(argv)
-    if not osp.isfile(args.config):
-        parser.error(f'config file {args.config!r} does not exist')
+    check_config_args(parser, args)
     try:
-        args.cfg_options = parse_cfg_options(args.cfg_options)
         width, _, height = args.size.lower().partition('x')
         args.size = (int(width), int(height))
         if min(args.size) < 50:
