@@ -155,6 +155,7 @@ def test_plain_turns_numpy_and_torch_scalars_into_python_numbers():
     state = base.plain({'a': np.float64(1.5), 'b': torch.tensor(2),
                         'c': (np.int64(3), [np.float32(0.5)])})
     assert state == {'a': 1.5, 'b': 2, 'c': [3, [0.5]]}
+    assert type(state['b']) is int and type(state['c'][0]) is int
     assert_plain(state)
     with pytest.raises(TypeError, match='cannot store'):
         base.plain({'x': object()})

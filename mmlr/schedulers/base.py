@@ -1,7 +1,7 @@
 """What every mmlr scheduler shares: validation, plain-data progress state,
 config changes on resume, and ``convert_to_iter_based``."""
 import math
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 from mmengine.logging import print_log
@@ -12,9 +12,9 @@ from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 def plain(value: Any) -> Any:
     """``value`` as Python numbers, strings, lists and dicts only, so a
     checkpoint holding it loads with ``torch.load(weights_only=True)``."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, (bool, int, str)) or value is None:
         return value
-    if isinstance(value, int):
+    if isinstance(value, Integral):  # numpy integers
         return int(value)
     if isinstance(value, Real):
         return float(value)
@@ -67,10 +67,6 @@ class ResumableScheduler(_ParamScheduler):
                 'with load_state_dict() (the Runner does this)')
         super().__init__(optimizer, param_name, begin, end, last_step,
                          by_epoch, verbose)
-
-    @property
-    def num_groups(self) -> int:
-        return len(self.optimizer.param_groups)
 
     def settings(self) -> dict:
         return {key: getattr(self, key) for key in self.setting_keys}
