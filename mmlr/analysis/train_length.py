@@ -1,8 +1,11 @@
 """How long a config trains: loop kind, epochs, iterations, epoch length and
 when it validates, worked out as mmengine's Runner and loops do."""
+import bisect
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from mmengine.config import Config
 from mmengine.registry import DATASETS
@@ -23,6 +26,9 @@ class TrainLength:
         val_begin (int): First epoch (iteration) that may validate.
         val_interval (int): Epochs (iterations) between validations.
         validates (bool): Whether the config has a validation loop.
+        dynamic_intervals (list[tuple[int, int]]): ``train_cfg``'s
+            ``(milestone, interval)`` pairs: from ``milestone`` on the loop
+            validates every ``interval`` epochs (iterations).
     """
 
     by_epoch: bool
@@ -32,13 +38,38 @@ class TrainLength:
     val_begin: int = 1
     val_interval: int = 1
     validates: bool = False
+    dynamic_intervals: list = field(default_factory=list)
+
+    def interval_after(self, step: int) -> int:
+        """The loop's ``val_interval`` when it has finished epoch
+        (iteration) ``step``: mmengine's ``_decide_current_val_interval``
+        picks the last milestone at or before ``step + 1``."""
+        milestones, intervals = self._milestones()
+        return intervals[bisect.bisect(milestones, step + 1) - 1]
 
     def validation_after(self, step: int) -> bool:
         """Whether the loop validates after epoch (iteration) ``step``,
         counted from 1 (``EpochBasedTrainLoop.run``)."""
         last = self.max_epochs if self.by_epoch else self.max_iters
         return self.validates and step >= self.val_begin and (
-            step % self.val_interval == 0 or step == last)
+            step % self.interval_after(step) == 0 or step == last)
+
+    def validation_points(self) -> list[int]:
+        """Every epoch (iteration) after which the loop validates."""
+        last = self.max_epochs if self.by_epoch else self.max_iters
+        if not self.validates:
+            return []
+        milestones, intervals = self._milestones()
+        steps = np.arange(1, last + 1)
+        every = np.asarray(intervals)[
+            np.searchsorted(milestones, steps + 1, side='right') - 1]
+        due = (steps >= self.val_begin) & ((steps % every == 0) |
+                                           (steps == last))
+        return steps[due].tolist()
+
+    def _milestones(self) -> tuple[list[int], list[int]]:
+        return ([0] + [m for m, _ in self.dynamic_intervals],
+                [self.val_interval] + [i for _, i in self.dynamic_intervals])
 
 
 def dataloader_length(loader_cfg: dict, world_size: int = 1) -> int:
@@ -127,16 +158,31 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
     validates = all(
         cfg.get(key) is not None
         for key in ('val_cfg', 'val_dataloader', 'val_evaluator'))
+    dynamic = _dynamic_intervals(loop.get('dynamic_intervals'))
     if by_epoch:
         max_epochs = int(loop['max_epochs'])
         if epoch_length is None:
             raise ValueError('an epoch-based loop needs the epoch length')
         return TrainLength(True, max_epochs, max_epochs * epoch_length,
                            epoch_length, loop.get('val_begin', 1),
-                           loop.get('val_interval', 1), validates)
+                           loop.get('val_interval', 1), validates, dynamic)
     return TrainLength(False, 1, int(loop['max_iters']), epoch_length,
                        loop.get('val_begin', 1),
-                       loop.get('val_interval', 1000), validates)
+                       loop.get('val_interval', 1000), validates, dynamic)
+
+
+def _dynamic_intervals(pairs) -> list[tuple[int, int]]:
+    # mmengine bisects the milestones, which only means something when
+    # they increase; its loops want tuples (a config file's lists too).
+    pairs = [tuple(pair) for pair in pairs or []]
+    if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1
+           for pair in pairs) or any(
+            a[0] >= b[0] for a, b in zip(pairs, pairs[1:])):
+        raise ValueError(
+            'train_cfg.dynamic_intervals must be (milestone, interval) '
+            'pairs with increasing milestones and intervals >= 1, got '
+            f'{pairs}')
+    return pairs
 
 
 def _dataset_size(loader_cfg: dict) -> int:
