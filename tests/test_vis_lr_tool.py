@@ -27,6 +27,20 @@ def test_layer_decay_png_and_csv(tmp_path):
                                    rtol=1e-9)
     assert 'WARNING' not in result.stdout
     assert 'layer 5 (groups 10,11)' in result.stdout  # the summary table
+    assert 'one group at a time' not in result.stdout  # stepped as arrays
+
+
+def test_plateau_config_steps_groups_one_by_one_and_says_so(tmp_path):
+    # with layer decay: 6 distinct curves under ReduceLR
+    result = run_tool('tools/vis_lr.py', 'configs/vit_digits_plateau.py',
+                      '--metrics', '0.5,0.6,0.6,0.6,0.6', '--out',
+                      str(tmp_path / 'p.png'), '--csv', 'none',
+                      '--cfg-options',
+                      'optim_wrapper.constructor='
+                      'LayerDecayOptimWrapperConstructor',
+                      'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75')
+    assert 'note: curves stepped one group at a time' in result.stdout
+    assert 'validations after iterations: 45, 90, 135' in result.stdout
 
 
 def test_warning_and_plateau_note_printed(tmp_path):

@@ -109,11 +109,11 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
         >>> curves = simulate(tracks, length)
         >>> curves.values[0]  # lr of each distinct group at iteration 0
     """
-    probe_groups, offsets = [], []
+    offsets, curves = [], 0
     for track in tracks:
-        offsets.append(len(probe_groups))
-        probe_groups += track.probe.optimizer.param_groups
-    values = np.empty((length.max_iters, len(probe_groups)))
+        offsets.append(curves)
+        curves += len(track.curves)
+    values = np.empty((length.max_iters, curves))
     iter_scheds = [s for t in tracks for s in t.schedulers if not s.by_epoch]
     epoch_scheds = [s for t in tracks for s in t.schedulers if s.by_epoch]
     plateau = [s for s in epoch_scheds if getattr(s, 'need_val_args', False)]
@@ -130,13 +130,21 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
         for scheduler in plateau:
             scheduler.step({getattr(scheduler, 'monitor', 'loss'): value})
 
-    read = _reader(probe_groups, param)
-    chunk = max(1, length.max_iters // 50)
-    for it in range(length.max_iters):
-        values[it] = read()
-        for scheduler in iter_scheds:
-            scheduler.step()
-        done = it + 1
+    read = _reader(tracks, param)
+    steps = length.max_iters
+    chunk = max(1, steps // 50)
+    reports = set(range(chunk, steps + 1, chunk)) | {steps}
+    epoch_ends = range(length.epoch_length, steps + 1,
+                       length.epoch_length) if length.by_epoch else []
+    checks = [] if length.by_epoch else length.validation_points()
+    done = 0
+    # Between these stops only the iteration-based schedulers step.
+    for stop in sorted(reports.union(epoch_ends, checks)):
+        for it in range(done, stop):
+            values[it] = read()
+            for scheduler in iter_scheds:
+                scheduler.step()
+        done = stop
         if length.by_epoch and done % length.epoch_length == 0:
             for scheduler in epoch_scheds:
                 scheduler.step()
@@ -144,8 +152,7 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
                 validate(done)
         elif not length.by_epoch and length.validation_after(done):
             validate(done)
-        if progress is not None and (done % chunk == 0
-                                     or done == length.max_iters):
+        if progress is not None and done in reports:
             progress(done)
     if not length.by_epoch:  # the loop's single epoch ends here
         for scheduler in epoch_scheds:
@@ -164,9 +171,23 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
                     length, windows_of(tracks, length), validations)
 
 
-def _reader(groups: list[dict], param: str) -> Callable[[], list]:
-    # The loop body runs a million times: a plain list comprehension when
-    # every group has the key, the general lookup otherwise.
+def _reader(tracks: list[Track], param: str) -> Callable[[], object]:
+    """A function returning the current row: every curve's value."""
+    # The loop body runs a million times: with one track the row is the
+    # probe's own list or array.
+    parts = [_track_reader(track, param) for track in tracks]
+    if len(parts) == 1:
+        return parts[0]
+    return lambda: np.concatenate([np.ravel(part()) for part in parts])
+
+
+def _track_reader(track: Track, param: str) -> Callable[[], object]:
+    groups = track.probe.optimizer.param_groups[:len(track.curves)]
+    if track.vectorised:
+        [group] = groups
+        if param in group:
+            return lambda: group[param]
+        return lambda: read_value(group, param)
     if all(param in g for g in groups):
         return lambda: [g[param] for g in groups]
     return lambda: [read_value(g, param) for g in groups]
@@ -178,7 +199,7 @@ def _labels(tracks: list[Track]) -> tuple[list, list]:
     labels, layer_ids = [], []
     for track in tracks:
         prefix = f'{track.name}: ' if track.name else ''
-        for curve, group in enumerate(track.probe.optimizer.param_groups):
+        for curve, group in enumerate(track.curves):
             members = [str(i) for i, c in enumerate(track.group_of)
                        if c == curve]
             noun = 'group' if len(members) == 1 else 'groups'

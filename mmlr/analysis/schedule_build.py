@@ -7,19 +7,21 @@ probe gives the values training would (``tests/test_analysis_curves.py``
 compares both). The probe can hold one group per *distinct* group: every
 mmengine and mmlr scheduler computes a group's value from that group's own
 value of the parameter (``lr``, ``initial_lr``; ``betas`` for momentum), so
-groups equal in those get equal curves, and 1,000,000 iterations cost half
-as much with half the groups (MAE recipes pair a decayed and an undecayed
-group per layer).
+groups equal in those get equal curves (MAE recipes pair a decayed and an
+undecayed group per layer). The distinct groups are then stepped as one
+group of arrays when every scheduler allows it (:mod:`.vector_probe`).
 """
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
 from mmengine.registry import PARAM_SCHEDULERS
 
 from .train_length import TrainLength
+from .vector_probe import scheduler_class, stack_groups, vector_safe
 
 
 class ProbeOptimizer(torch.optim.Optimizer):
@@ -53,12 +55,16 @@ class Track:
 
     Args:
         name (str): The optim wrapper's name ('' for a single one).
-        probe (OptimWrapper): Wraps a :class:`ProbeOptimizer`.
+        probe (OptimWrapper): Wraps a :class:`ProbeOptimizer`: one group per
+            curve, or a single group of arrays when ``vectorised``.
         schedulers (list): Built schedulers, in config order.
         configs (list[dict]): Each scheduler's config after the Runner's
             defaults (``end``), as built.
-        group_of (list[int]): For each real group, its probe group.
+        group_of (list[int]): For each real group, its curve.
         real_groups (list[dict]): The real optimizer's groups (settings).
+        curves (list[dict]): The settings each curve starts from (one
+            real group per distinct value).
+        vectorised (bool): The probe holds the curves as arrays.
     """
 
     name: str
@@ -67,6 +73,15 @@ class Track:
     configs: list
     group_of: list
     real_groups: list
+    curves: list
+    vectorised: bool = False
+
+    def curve_values(self, value) -> list:
+        """A per-group list the schedulers hold (``base_values``,
+        ``get_last_value()``) as one number per curve."""
+        if self.vectorised:
+            return np.broadcast_to(value[0], (len(self.curves), )).tolist()
+        return list(value[:len(self.curves)])  # not OptimWrapper's pseudo
 
 
 def distinct_groups(groups: list[dict], param: str = 'lr'
@@ -108,7 +123,8 @@ def scheduler_configs(scheduler_cfg, length: TrainLength) -> list[dict]:
 
 
 def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
-                 param: str = 'lr', merge: bool = True) -> list[Track]:
+                 param: str = 'lr', merge: bool = True,
+                 vectorise: bool = True) -> list[Track]:
     """Probes and schedulers for a built optim wrapper (or
     ``OptimWrapperDict``: one track per name, with ``param_scheduler`` either
     shared or a dict keyed by name, as ``Runner.build_param_scheduler``).
@@ -122,6 +138,9 @@ def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
             :func:`distinct_groups`); other parameters' values in the probe
             are then those of each kept group. Schedulers given
             per-group lists (``min_lr=[...]``) always get every group.
+        vectorise (bool): Step the curves as one group of arrays when every
+            scheduler's class allows it (:func:`vector_safe`); the values
+            are the same to the last bit.
 
     Example:
         >>> tracks = build_tracks(wrapper, cfg.param_scheduler, length)
@@ -134,23 +153,35 @@ def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
             cfg = scheduler_cfg
             if isinstance(cfg, dict) and 'type' not in cfg:
                 cfg = cfg[name]
-            tracks.append(_track(name, wrapper, cfg, length, param, merge))
+            tracks.append(
+                _track(name, wrapper, cfg, length, param, merge, vectorise))
         return tracks
-    return [_track('', optim_wrapper, scheduler_cfg, length, param, merge)]
+    return [
+        _track('', optim_wrapper, scheduler_cfg, length, param, merge,
+               vectorise)
+    ]
 
 
 def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
-           length: TrainLength, param: str, merge: bool) -> Track:
+           length: TrainLength, param: str, merge: bool,
+           vectorise: bool) -> Track:
     real = [
         {k: v for k, v in g.items() if k != 'params'}
         for g in wrapper.optimizer.param_groups
     ]
     configs = scheduler_configs(scheduler_cfg or [], length)
-    if merge and not _has_group_lists(configs, len(real)):
+    group_lists = _has_group_lists(configs, len(real))
+    if merge and not group_lists:
         kept, group_of = distinct_groups(real, param)
     else:
         kept, group_of = real, list(range(len(real)))
-    probe = OptimWrapper(ProbeOptimizer(kept, wrapper.optimizer.defaults))
+    stacked = None
+    if vectorise and len(kept) > 1 and not group_lists and all(
+            vector_safe(scheduler_class(cfg)) for cfg in configs):
+        stacked = stack_groups(kept)
+    probe = OptimWrapper(
+        ProbeOptimizer([stacked] if stacked else kept,
+                       wrapper.optimizer.defaults))
     schedulers = []
     for cfg in configs:
         args = dict(optimizer=probe)
@@ -166,14 +197,17 @@ def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
     # one step of the probe (which changes nothing) says so, and mmengine
     # then does not warn about scheduler.step() preceding optimizer.step().
     probe.step()
-    return Track(name, probe, schedulers, configs, group_of, real)
+    return Track(name, probe, schedulers, configs, group_of, real, kept,
+                 vectorised=stacked is not None)
 
 
 def _has_group_lists(configs: list[dict], num_groups: int) -> bool:
-    # A list with one entry per group (min_lr, max_lr) must keep the
+    # A list with one entry per group (min_lr, max_lr; plus one for the
+    # pseudo group an OptimWrapper with several groups adds) must keep the
     # groups as they are; schedule lists (milestones) are left alone.
     return num_groups > 1 and any(
-        isinstance(v, (list, tuple)) and len(v) == num_groups
+        isinstance(v, (list, tuple)) and len(v) in (num_groups,
+                                                    num_groups + 1)
         for cfg in configs for v in cfg.values())
 
 

@@ -64,9 +64,9 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
             eta_min = getattr(scheduler, 'eta_min', None)
             if eta_min is None or getattr(scheduler, 'eta_min_ratio', None):
                 continue
-            groups = track.probe.optimizer.param_groups  # not the pseudo one
+            groups = track.curves
             low = [(i, base) for i, base in enumerate(
-                scheduler.base_values[:len(groups)]) if base < eta_min]
+                track.curve_values(scheduler.base_values)) if base < eta_min]
             if low:
                 layers = sorted({groups[i].get('layer_id')
                                  for i, _ in low} - {None})
