@@ -6,7 +6,8 @@ implementation of either); the engines (:mod:`mmlr.optim`,
 :mod:`mmlr.schedulers`) never import this package.
 """
 from .config_build import build_model, build_optim_wrapper_of, load_config
-from .curve_report import boundaries, summary_table, write_csv
+from .curve_csv import write_csv
+from .curve_report import boundaries, summary_table
 from .group_table import GroupReport, ParamRow, group_report, write_param_csv
 from .lr_curves import LrCurves, Window, read_value, simulate, windows_of
 from .lr_plot import plot_curves

@@ -1,35 +1,7 @@
-"""Recorded curves as a CSV file and as a summary table."""
+"""Recorded curves as a summary table."""
 import numpy as np
 
 from .lr_curves import LrCurves
-
-
-def write_csv(curves: LrCurves, path: str, rows_per_write: int = 50000
-              ) -> None:
-    """One row per iteration: ``iter``, ``epoch`` (fractional: iteration /
-    epoch length) and every optimizer group's value.
-
-    Args:
-        curves (LrCurves): From :func:`simulate`.
-        path (str): Output file.
-        rows_per_write (int): Rows formatted at once (bounds the memory of
-            a 1,000,000-row file).
-
-    Example:
-        >>> write_csv(curves, 'work_dirs/lr.csv')
-    """
-    values = curves.group_values()
-    steps = len(values)
-    epoch_length = curves.length.epoch_length or steps
-    header = ','.join(['iter', 'epoch'] + curves.group_names)
-    fmt = ','.join(['%d', '%.6g'] + ['%.10g'] * values.shape[1])
-    with open(path, 'w') as f:
-        f.write(header + '\n')
-        for start in range(0, steps, rows_per_write):
-            index = np.arange(start, min(start + rows_per_write, steps))
-            block = np.column_stack(
-                [index, index / epoch_length, values[index]])
-            np.savetxt(f, block, fmt=fmt)
 
 
 def boundaries(curves: LrCurves) -> list[int]:
@@ -74,4 +46,4 @@ def summary_table(curves: LrCurves, max_columns: int = 8) -> str:
     return '\n'.join(lines)
 
 
-__all__ = ['write_csv', 'summary_table', 'boundaries']
+__all__ = ['summary_table', 'boundaries']
