@@ -7,21 +7,26 @@ groups, 30 distinct curves: ``tests/configs/vis_lr_million_iters.py``, a
 iterations) and its own schedulers:
 
 - ``mmlr.analysis``: :func:`~mmlr.analysis.simulate`, as ``vis_lr.py``
-  runs it (one probe group per distinct curve).
+  runs it (the 30 distinct curves stepped as one group of arrays).
+- ``mmlr.analysis, group by group``: the same with one probe group per
+  curve (``vectorise=False``, what a downstream scheduler class gets).
+- ``one group (floor)``: the same schedulers on a single group: what
+  stepping mmengine's schedulers costs before any group is added.
 - ``Runner``: what mmpretrain's ``vis_scheduler.py`` does: an
   ``IterBasedTrainLoop`` over empty batches with a model whose
   ``train_step`` does nothing, only ``ParamSchedulerHook`` plus the Runner's
   own hooks, the lr recorded after every iteration.
 
-Both run the first ``--iters`` iterations of the same schedule, round-robin;
+All run the same schedule shrunk to ``--iters`` iterations (warm-up for
+the first 1 %, as over 1,000,000), round-robin;
 the table gives the time per iteration, the projection to 1,000,000
 iterations and the ratio. The Runner arm includes building the Runner's
 loop, optimizer and schedulers (a second or two, small against its
 iterations); the engine arm times ``simulate`` over freshly built
 schedulers. The full mode also times ``simulate`` over the
-whole 1,000,000 iterations once.
+whole 1,000,000 iterations once, and writing its CSV.
 
-    python benchmarks/lr_curve_simulation.py            # full: ~2 min
+    python benchmarks/lr_curve_simulation.py --iters 12000   # ~3 min
     python benchmarks/lr_curve_simulation.py --quick    # seconds
 """
 import tempfile
@@ -30,11 +35,13 @@ import uuid
 
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 import _timing
-from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           load_config, simulate, train_length)
+from mmlr.analysis import (ProbeOptimizer, build_model, build_optim_wrapper_of,
+                           build_tracks, load_config, simulate, train_length,
+                           write_csv)
 
 CONFIG = str(_timing.REPO / 'tests/configs/vis_lr_million_iters.py')
 FULL_ITERS = 1_000_000
@@ -69,26 +76,34 @@ class RecordLr(Hook):
                           runner.optim_wrapper.optimizer.param_groups])
 
 
-def schedule_options(iters: int, quick: bool) -> dict:
-    options = {'train_cfg.max_iters': iters}
-    if quick:  # a 100-iteration warm-up, so a short run reaches the cosine
-        options.update({'param_scheduler.0.end': 100,
-                        'param_scheduler.1.begin': 100})
-    return options
+def schedule_options(iters: int) -> dict:
+    """The config's shape over ``iters``: warm-up for the first 1 %, cosine
+    after (the warm-up alone is cheaper to step than the cosine)."""
+    warm_up = max(1, iters // 100)
+    return {'train_cfg.max_iters': iters, 'param_scheduler.0.end': warm_up,
+            'param_scheduler.1.begin': warm_up}
 
 
-def engine_arm(options: dict):
+def engine_arm(options: dict, vectorise: bool = True,
+               one_group: bool = False):
     """``simulate`` alone: building the model and constructor (about a
-    second, the same in both arms) is left out of the timing."""
+    second, the same in both arms) is left out of the timing. ``vectorise``
+    False steps one probe group per curve; ``one_group`` replaces the 60
+    groups by a single one (the floor: what stepping mmengine's schedulers
+    costs at all)."""
     cfg = load_config(CONFIG, options)
     model, _ = build_model(cfg)
     wrapper = build_optim_wrapper_of(cfg, model)
+    if one_group:
+        wrapper = OptimWrapper(ProbeOptimizer(
+            [dict(lr=cfg.optim_wrapper.optimizer.lr)],
+            dict(lr=cfg.optim_wrapper.optimizer.lr)))
     length = train_length(cfg, None, None, None, 1)
 
     def run():
         # fresh schedulers each round: they keep their own progress
         tracks = build_tracks(wrapper, cfg.param_scheduler, length, 'lr',
-                              merge=True)
+                              merge=True, vectorise=vectorise)
         return simulate(tracks, length)
 
     return run
@@ -134,9 +149,11 @@ def main() -> None:
     if args.quick:
         args.iters, args.rounds = 300, 1
     env = _timing.setup(args)
-    options = schedule_options(args.iters, args.quick)
+    options = schedule_options(args.iters)
     samples = _timing.interleave(
         {'mmlr.analysis': engine_arm(options),
+         'mmlr.analysis, group by group': engine_arm(options, False),
+         'one group (floor)': engine_arm(options, one_group=True),
          'Runner': runner_arm(options)},
         rounds=args.rounds, warmup=0 if args.quick else 1)
     per_iter = {k: v / args.iters for k, v in _timing.medians(samples).items()}
@@ -152,11 +169,16 @@ def main() -> None:
     results = dict(iters=args.iters, per_iteration_s=per_iter, ratio=ratio)
     if not args.quick:
         start = time.perf_counter()
-        engine_arm(schedule_options(FULL_ITERS, False))()
+        curves = engine_arm(schedule_options(FULL_ITERS))()
         whole = time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as folder:
+            start = time.perf_counter()
+            write_csv(curves, f'{folder}/lr.csv')
+            csv_seconds = time.perf_counter() - start
         sections.append(('Whole schedule', f'`simulate` over {FULL_ITERS:,} '
-                         f'iterations, 30 curves: {whole:.1f} s'))
-        results['full_run_s'] = whole
+                         f'iterations, 30 curves: {whole:.1f} s; its CSV '
+                         f'(60 groups): {csv_seconds:.1f} s'))
+        results.update(full_run_s=whole, csv_s=csv_seconds)
     _timing.finish(args, 'LR-curve simulation vs a Runner', env, sections,
                    results)
 

@@ -153,7 +153,7 @@ def main(argv=None) -> None:
     if any(not t.vectorised and len(t.curves) > 1 for t in tracks):
         print('note: curves stepped one group at a time (a plateau scheduler, '
               'per-group lists or a scheduler class from outside mmengine '
-              'and mmlr): exact, about 5x slower')
+              'and mmlr): exact, about 4x slower')
     if curves.validations and args.metrics:
         print(f'validations after iterations: {_short(curves.validations)}')
     print(summary_table(curves))
