@@ -107,7 +107,7 @@ def test_arrays_equal_groups_to_the_bit(cls, kind):
     param, args = args_for(cls)
     configs = [dict(type=cls, **args)]
     if param == 'lr':  # and chained: a warm-up before, a step decay after
-        configs = [dict(type=MmlrLinearLR, start_factor=0.25, end=40,
+        configs = [dict(type=MmlrLinearLR, start_factor=0.0, end=40,
                         by_epoch=False)] + configs + [
             dict(type=MultiStepLR, milestones=[200], gamma=0.5,
                  by_epoch=False)]

@@ -77,6 +77,52 @@ def test_warm_up_from_zero_keeps_what_another_scheduler_did_beneath():
     assert lrs_over(o, chain, 4) == pytest.approx([0.0, 0.025, 0.05, 0.05])
 
 
+def ramp(t: int, start: float, end: float, steps: int) -> float:
+    """Hand formula of a linear factor over ``steps`` steps, then held."""
+    return start + (end - start) * min(t, steps) / steps
+
+
+@pytest.mark.parametrize('second', [
+    dict(start_factor=0.5, end_factor=1.0),  # the lr ended 2x too high
+    dict(start_factor=0.0, end_factor=1.0),  # the lr stayed 0 for good
+    dict(start_factor=1.0, end_factor=0.0),  # a decay over the warm-up
+])
+@pytest.mark.parametrize('warm_up_first', [True, False])
+def test_ramps_overlapping_a_warm_up_from_zero_multiply(second,
+                                                        warm_up_first):
+    # warm-up 0 -> 1 over 10 steps, the second ramp over 20, both from step
+    # 0: lr(t) = 0.1 * warm(t) * second(t) in either order
+    o = sgd(0.1)
+    # built in the list's order, as the Runner builds them
+    warm_up = dict(start_factor=0.0, end=11)
+    other = dict(end=21, **second)
+    chain = [LinearLR(o, **kwargs) for kwargs in (
+        [warm_up, other] if warm_up_first else [other, warm_up])]
+    expected = [
+        0.1 * ramp(t, 0.0, 1.0, 10) *
+        ramp(t, second['start_factor'], second['end_factor'], 20)
+        for t in range(30)
+    ]
+    assert lrs_over(o, chain, 30) == pytest.approx(expected, rel=1e-12,
+                                                   abs=1e-18)
+
+
+def test_overlapping_ramps_resume_inside_the_zero_step():
+    def chain(o):
+        return [LinearLR(o, start_factor=0.5, end=21),
+                LinearLR(o, start_factor=0.0, end=11)]
+
+    o = sgd(0.1)
+    schedulers = chain(o)
+    states = [s.state_dict() for s in schedulers]  # at step 0: lr 0
+    whole = lrs_over(o, schedulers, 15)
+    o2 = sgd(0.1)
+    fresh = chain(o2)
+    for s, state in zip(fresh, states):
+        s.load_state_dict(state)
+    assert lrs_over(o2, fresh, 15) == whole
+
+
 def test_absolute_start_and_end_keep_layer_decay_ratios():
     # optimizer lr 0.1; groups at scale 1 and 0.25 (layer decay)
     o = sgd(0.1, 0.025, lr=0.1)

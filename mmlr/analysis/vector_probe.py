@@ -3,7 +3,8 @@ arrays with one element per group.
 
 mmengine's and mmlr's schedulers compute a group's new value from that
 group's own numbers (its value, ``initial_`` value, ``betas``) with
-``+ - * /`` and with scalars that depend only on the step count. Run on a
+``+ - * /`` and with scalars that depend only on the step count (mmlr's
+ramps also ask whether every value is zero, with ``np.any``). Run on a
 float64 array, the same code performs the same IEEE operation on every
 element, so one array-valued group yields, bit for bit, what one group per
 element would; and a scheduler step costs about the same for 30 elements as

@@ -1,8 +1,15 @@
 """The chainable core of mmlr's linear schedules: a factor curve applied on
 top of whatever the other schedulers in the list do."""
+import numpy as np
 from mmengine.optim.scheduler.param_scheduler import INF
 
 from .base import ResumableScheduler, base_lr_of, check_factor
+
+
+def _all_zero(values: list) -> bool:
+    # np.any: the values may be arrays (mmlr.analysis steps every curve of a
+    # config as one group of arrays).
+    return not any(np.any(v) for v in values)
 
 
 class FactorScheduler(ResumableScheduler):
@@ -13,7 +20,11 @@ class FactorScheduler(ResumableScheduler):
     so changes other schedulers make in between carry through, exactly as
     mmengine's ``LinearLR`` composes (``lr * f(t) / f(t-1)``). The value seen
     beneath the factor is remembered, so a factor of 0 (warm-up from zero)
-    never divides by zero. Subclasses define :meth:`factor_at`;
+    never divides by zero. A zero value (our zero factor or another ramp's)
+    never replaces that memory, and a non-zero value written over our zeros
+    by another ramp (from its own memory) becomes the value beneath; so
+    ramps that overlap a warm-up from 0, in either order, compose as the
+    product of their factors. Subclasses define :meth:`factor_at`;
     :meth:`value_at` is the closed form for checks and plots.
     """
 
@@ -36,7 +47,14 @@ class FactorScheduler(ResumableScheduler):
         current = [g[self.param_name] for g in self.optimizer.param_groups]
         if self.last_step == 0 or len(self._underlying) != len(current):
             self._underlying = current
-        elif self._applied_factor:  # else: held at 0, keep what was beneath
+        elif _all_zero(current):
+            pass  # our zero factor, or another ramp's: keep what was beneath
+        elif self._applied_factor == 0 or _all_zero(self._underlying):
+            # We wrote zeros, and another ramp has since recomputed the value
+            # from its own memory, without our factor: that is what lies
+            # beneath ours now.
+            self._underlying = current
+        else:
             self._underlying = [v / self._applied_factor for v in current]
         self._applied_factor = self.factor_at(self.last_step)
         return [v * self._applied_factor for v in self._underlying]
