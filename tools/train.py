@@ -14,6 +14,8 @@ import os
 import os.path as osp
 import sys
 
+import torch.distributed as torch_dist
+
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -71,8 +73,15 @@ def main(argv=None) -> None:
         cfg_options=args.cfg_options,
         launcher=args.launcher)
     runner = build_runner(cfg)
-    runner.train()
-    runner.logger.info(summary_line(runner))
+    try:
+        runner.train()
+        runner.logger.info(summary_line(runner))
+    finally:
+        if cfg.launcher != 'none' and torch_dist.is_initialized():
+            # Without this, gloo's worker threads can outlive the
+            # interpreter and a rank aborts at exit ("terminate called
+            # without an active exception") after training has finished.
+            torch_dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -180,7 +180,7 @@ def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
             vector_safe(scheduler_class(cfg)) for cfg in configs):
         stacked = stack_groups(kept)
     probe = OptimWrapper(
-        ProbeOptimizer([stacked] if stacked else kept,
+        ProbeOptimizer([stacked] if stacked is not None else kept,
                        wrapper.optimizer.defaults))
     schedulers = []
     for cfg in configs:
