@@ -3,7 +3,7 @@ import pytest
 import torch
 from mmengine.optim import OptimWrapper
 from mmengine.optim.scheduler import LinearLR as MMEngineLinearLR
-from mmengine.optim.scheduler import MultiStepLR
+from mmengine.optim.scheduler import CosineAnnealingLR, MultiStepLR, PolyLR
 from mmengine.registry import PARAM_SCHEDULERS
 
 import mmlr  # noqa: F401
@@ -87,17 +87,12 @@ def ramp(t: int, start: float, end: float, steps: int) -> float:
     dict(start_factor=0.0, end_factor=1.0),  # the lr stayed 0 for good
     dict(start_factor=1.0, end_factor=0.0),  # a decay over the warm-up
 ])
-@pytest.mark.parametrize('warm_up_first', [True, False])
-def test_ramps_overlapping_a_warm_up_from_zero_multiply(second,
-                                                        warm_up_first):
-    # warm-up 0 -> 1 over 10 steps, the second ramp over 20, both from step
-    # 0: lr(t) = 0.1 * warm(t) * second(t) in either order
+def test_ramps_overlapping_a_warm_up_from_zero_multiply(second):
+    # warm-up 0 -> 1 over 10 steps listed first, the second ramp over 20,
+    # both from step 0: lr(t) = 0.1 * warm(t) * second(t)
     o = sgd(0.1)
-    # built in the list's order, as the Runner builds them
-    warm_up = dict(start_factor=0.0, end=11)
-    other = dict(end=21, **second)
-    chain = [LinearLR(o, **kwargs) for kwargs in (
-        [warm_up, other] if warm_up_first else [other, warm_up])]
+    chain = [LinearLR(o, start_factor=0.0, end=11),
+             LinearLR(o, end=21, **second)]
     expected = [
         0.1 * ramp(t, 0.0, 1.0, 10) *
         ramp(t, second['start_factor'], second['end_factor'], 20)
@@ -107,10 +102,91 @@ def test_ramps_overlapping_a_warm_up_from_zero_multiply(second,
                                                    abs=1e-18)
 
 
+def test_two_warm_ups_from_zero_multiply_in_either_order():
+    o = sgd(0.1)
+    chain = [LinearLR(o, start_factor=0.0, end=21),
+             LinearLR(o, start_factor=0.0, end=11)]
+    expected = [0.1 * ramp(t, 0, 1, 20) * ramp(t, 0, 1, 10)
+                for t in range(30)]
+    assert lrs_over(o, chain, 30) == pytest.approx(expected, rel=1e-12,
+                                                   abs=1e-18)
+
+
+@pytest.mark.parametrize('first', [
+    lambda o: LinearLR(o, start_factor=0.5, end=21),
+    lambda o: MMEngineLinearLR(o, start_factor=0.5, end=5),
+])
+def test_warm_up_from_zero_after_a_scaling_scheduler_is_refused(first):
+    # Multiplying the first one's factor by 0 would lose it for good (the lr
+    # ended 2x too high; mmengine's LinearLR divides by zero at step 1).
+    o = sgd(0.1)
+    first(o)
+    with pytest.raises(ValueError, match='list the warm-up from 0 first'):
+        LinearLR(o, start_factor=0.0, end=11)
+
+
+def test_warm_up_from_zero_after_schedulers_that_wait_is_accepted():
+    o = sgd(0.1)
+    MultiStepLR(o, milestones=[5])  # changes nothing at step 0
+    LinearLR(o, start_factor=0.0, end=11)
+    assert o.param_groups[0]['lr'] == 0.0
+
+
+@pytest.mark.parametrize('decay_first', [True, False])
+def test_a_ramp_to_zero_keeps_the_lr_at_zero(decay_first):
+    # a decay reaching 0 at step 10 under a warm-up from 0 over 20 steps:
+    # 0.1 * (1 - t/10) * t/20, then 0 for good
+    o = sgd(0.1)
+    decay = dict(start_factor=1.0, end_factor=0.0, end=11)
+    warm = dict(start_factor=0.0, end=21)
+    chain = [LinearDecayLR(o, **decay), LinearLR(o, **warm)] if decay_first \
+        else [LinearLR(o, **warm), LinearDecayLR(o, **decay)]
+    seen = lrs_over(o, chain, 30)
+    expected = [0.1 * ramp(t, 1, 0, 10) * ramp(t, 0, 1, 20)
+                for t in range(30)]
+    # Listed first, the decay's factor at step 1 is lost under the warm-up's
+    # zero (one step: the lr is 0.1 * 1/20 instead of 0.1 * 0.9/20); from
+    # step 2 on both orders give the product. Hence: list warm-ups first.
+    start = 2 if decay_first else 0
+    assert seen[start:] == pytest.approx(expected[start:], rel=1e-12,
+                                         abs=1e-18)
+    assert seen[10:] == [0.0] * 20
+
+
+def test_ramp_under_a_poly_decay_to_zero_stays_at_zero():
+    # PolyLR (eta_min 0, power 1, end 20) reaches 0 at step 19; the ramp
+    # beneath it must not bring the lr back
+    o = sgd(0.1)
+    chain = [PolyLR(o, eta_min=0.0, power=1.0, end=20),
+             LinearDecayLR(o, start_factor=1.0, end_factor=0.5, end=30)]
+    seen = lrs_over(o, chain, 30)
+    assert seen[19:] == [0.0] * 11 and seen[18] > 0
+
+
+def test_warm_up_from_zero_then_cosine_matches_mmengine_from_a_tiny_start():
+    # the same chain with mmengine's LinearLR from 1e-9 instead of 0 (which
+    # mmengine cannot do) is the limit ours must reach
+    ours, theirs = sgd(0.1), sgd(0.1)
+    chain = [LinearLR(ours, start_factor=0.0, end=11),
+             CosineAnnealingLR(ours, T_max=40, eta_min=1e-3)]
+    reference = [MMEngineLinearLR(theirs, start_factor=1e-9, end=11),
+                 CosineAnnealingLR(theirs, T_max=40, eta_min=1e-3)]
+    expected = lrs_over(theirs, reference, 45)[1:]
+    assert lrs_over(ours, chain, 45)[1:] == pytest.approx(expected,
+                                                          rel=1e-6)
+    # Listed the other way round the cosine acts on the warm-up's 0 at step
+    # 1 (it adds eta_min); the warm-up must still lift the lr (it stayed
+    # near eta_min, 40x too low, when it took that value as its base).
+    o = sgd(0.1)
+    swapped = [CosineAnnealingLR(o, T_max=40, eta_min=1e-3),
+               LinearLR(o, start_factor=0.0, end=11)]
+    assert lrs_over(o, swapped, 45)[1:] == pytest.approx(expected, rel=0.01)
+
+
 def test_overlapping_ramps_resume_inside_the_zero_step():
     def chain(o):
-        return [LinearLR(o, start_factor=0.5, end=21),
-                LinearLR(o, start_factor=0.0, end=11)]
+        return [LinearLR(o, start_factor=0.0, end=11),
+                LinearLR(o, start_factor=0.5, end=21)]
 
     o = sgd(0.1)
     schedulers = chain(o)

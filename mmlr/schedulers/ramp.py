@@ -20,11 +20,12 @@ class FactorScheduler(ResumableScheduler):
     so changes other schedulers make in between carry through, exactly as
     mmengine's ``LinearLR`` composes (``lr * f(t) / f(t-1)``). The value seen
     beneath the factor is remembered, so a factor of 0 (warm-up from zero)
-    never divides by zero. A zero value (our zero factor or another ramp's)
-    never replaces that memory, and a non-zero value written over our zeros
-    by another ramp (from its own memory) becomes the value beneath; so
-    ramps that overlap a warm-up from 0, in either order, compose as the
-    product of their factors. Subclasses define :meth:`factor_at`;
+    never divides by zero. A ramp that starts while an earlier ramp's zero
+    factor holds the value at 0 takes the first non-zero value written
+    afterwards as the value beneath it, so ramps overlapping a warm-up from 0
+    listed first compose as the product of their factors; a warm-up from 0
+    listed after a scheduler that already scaled the value at step 0 is
+    refused (its factor would be lost). Subclasses define :meth:`factor_at`;
     :meth:`value_at` is the closed form for checks and plots.
     """
 
@@ -46,18 +47,34 @@ class FactorScheduler(ResumableScheduler):
     def _get_value(self) -> list[float]:
         current = [g[self.param_name] for g in self.optimizer.param_groups]
         if self.last_step == 0 or len(self._underlying) != len(current):
+            self._check_zero_start(current)
             self._underlying = current
-        elif _all_zero(current):
-            pass  # our zero factor, or another ramp's: keep what was beneath
-        elif self._applied_factor == 0 or _all_zero(self._underlying):
-            # We wrote zeros, and another ramp has since recomputed the value
-            # from its own memory, without our factor: that is what lies
-            # beneath ours now.
+        elif _all_zero(self._underlying) and not _all_zero(current):
+            # We started on a value another ramp's zero factor held at 0; it
+            # has since rewritten the value from its own memory, without our
+            # factor: that is the value beneath ours.
             self._underlying = current
-        else:
+        elif self._applied_factor:  # else: held at 0, keep what was beneath
             self._underlying = [v / self._applied_factor for v in current]
         self._applied_factor = self.factor_at(self.last_step)
         return [v * self._applied_factor for v in self._underlying]
+
+    def _check_zero_start(self, current: list) -> None:
+        # A factor of 0 at construction wipes out what schedulers listed
+        # earlier applied at this same step: one that divides its factor out
+        # later (a ramp, mmengine's LinearLR or ConstantLR) would lose it.
+        # (A value already at 0 is another warm-up's: nothing to lose.)
+        if self._global_step != 0 or self.factor_at(0) != 0 or _all_zero(
+                current):
+            return
+        if any(np.any(value != base)
+               for value, base in zip(current, self.base_values)):
+            raise ValueError(
+                f'{type(self).__name__} starts at factor 0, but a scheduler '
+                f'listed before it has already changed {self.param_name} at '
+                'step 0, and multiplying by 0 would lose its factor: list the '
+                'warm-up from 0 first in param_scheduler (or start it at a '
+                'small factor such as 1e-3)')
 
     def value_at(self, step: int) -> list[float]:
         """Each group's value after ``step`` steps when this scheduler acts
