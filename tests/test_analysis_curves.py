@@ -11,7 +11,7 @@ from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
 
 from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
                            check_schedule, load_config, simulate,
-                           train_length)
+                           train_length, write_csv)
 from mmlr.schedulers import LinearLrInterval
 
 # 1,438 training digits / batch 32 = 44.9 -> 45 iterations (drop_last off)
@@ -131,3 +131,18 @@ def test_each_warning_fires_on_its_config(name, expected):
 def test_examples_raise_no_warning(path):
     tracks, length, _ = curves_of(path)
     assert check_schedule(tracks, length) == []
+
+
+def test_csv_from_two_processes_equals_one_and_leaves_only_itself(tmp_path):
+    _, _, curves = curves_of('configs/vit_digits_layer_decay.py')
+    mine = tmp_path / 'lr.csv.part_notes.txt'  # a user's file, kept
+    mine.write_text('notes')
+    write_csv(curves, str(tmp_path / 'one.csv'), processes=1)
+    write_csv(curves, str(tmp_path / 'two.csv'), rows_per_block=100,
+              processes=2)
+    assert (tmp_path / 'one.csv').read_bytes() == \
+        (tmp_path / 'two.csv').read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'lr.csv.part_notes.txt', 'one.csv', 'two.csv']
+    lines = (tmp_path / 'two.csv').read_text().splitlines()
+    assert len(lines) == 1 + 30 * EPOCH and lines[1].startswith('0,0,')

@@ -17,6 +17,7 @@ LOOP_SETTINGS = [
     dict(val_interval=3, val_begin=5),
     dict(val_interval=5, dynamic_intervals=[(3, 2), (9, 4)]),
     dict(val_interval=1),
+    dict(val_interval=5, dynamic_intervals=[(4, 2), (4, 3)]),  # repeated
 ]
 
 

@@ -5,12 +5,13 @@ it schedules."""
 import numpy as np
 import pytest
 import torch
-from mmengine.optim import OptimWrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.optim.scheduler import MultiStepLR
-from mmengine.registry import PARAM_SCHEDULERS
+from mmengine.registry import PARAM_SCHEDULERS, Registry
 
 from mmlr.analysis import TrainLength, build_tracks, simulate
-from mmlr.analysis.vector_probe import stack_groups, vector_safe
+from mmlr.analysis.vector_probe import (scheduler_class, stack_groups,
+                                       vector_safe)
 from mmlr.registry import PARAM_SCHEDULERS as MMLR_SCHEDULERS
 from mmlr.schedulers import LinearLR as MmlrLinearLR
 
@@ -132,6 +133,48 @@ def test_other_classes_step_group_by_group():
                         total_steps=STEPS, by_epoch=False)):
         [track] = build_tracks(wrapper(), [config], LENGTH)
         assert not track.vectorised, config
+        assert track.per_group_reason, config
+
+
+def test_a_downstream_class_under_its_own_scope_is_not_trusted():
+    # A package's own MultiStepLR, reached through _scope_ (or its default
+    # scope), is not mmengine's: it may compare values (max(v, 1e-3)).
+    scoped = Registry('param scheduler', parent=PARAM_SCHEDULERS,
+                      scope='mmlr_vector_test')
+
+    @scoped.register_module(name='MultiStepLR')
+    class Floored(MultiStepLR):
+        def _get_value(self):
+            return [max(v, 1e-3) for v in super()._get_value()]
+
+    config = dict(type='MultiStepLR', _scope_='mmlr_vector_test',
+                  milestones=[100, 200], gamma=0.01, by_epoch=False)
+    assert scheduler_class(config) is Floored
+    [track] = build_tracks(wrapper(), [config], LENGTH)
+    assert not track.vectorised
+    values = simulate([track], LENGTH).values
+    assert values.min() == 1e-3  # the floor of the package's class
+
+
+def test_verbose_schedulers_step_group_by_group():
+    # print_value formats each value with "{:.4e}", which an array refuses
+    config = dict(type='ExponentialLR', gamma=0.99, by_epoch=False,
+                  verbose=True)
+    [track] = build_tracks(wrapper(), [config], LENGTH)
+    assert not track.vectorised
+
+
+def test_several_optimizers_with_one_value_for_all_groups():
+    # OneCycleLR writes one number for a whole group of arrays; with two
+    # optimizers each track's row is still as wide as its curves
+    wrappers = OptimWrapperDict(a=wrapper(), b=wrapper('sgd'))
+    config = [dict(type='OneCycleLR', eta_max=0.1, total_steps=STEPS,
+                   by_epoch=False)]
+    fast, slow = (simulate(build_tracks(wrappers, config, LENGTH,
+                                        vectorise=v), LENGTH)
+                  for v in (True, False))
+    assert fast.values.shape == (STEPS, 14)
+    np.testing.assert_array_equal(fast.values, slow.values)
 
 
 def test_stack_groups_keeps_equal_settings_and_refuses_others():

@@ -150,10 +150,11 @@ def main(argv=None) -> None:
     print(f'{osp.basename(args.config)}: {epochs}; model on {device}; '
           f'{len(curves.group_of)} groups, {len(curves.labels)} distinct '
           f'curves; simulated in {seconds:.2f} s')
-    if any(not t.vectorised and len(t.curves) > 1 for t in tracks):
-        print('note: curves stepped one group at a time (a plateau scheduler, '
-              'per-group lists or a scheduler class from outside mmengine '
-              'and mmlr): exact, about 4x slower')
+    for track in tracks:
+        if track.per_group_reason:
+            print(f'note: {track.name + ": " if track.name else ""}curves '
+                  f'stepped one group at a time ({track.per_group_reason}): '
+                  'exact, about 4x slower')
     if curves.validations and args.metrics:
         print(f'validations after iterations: {_short(curves.validations)}')
     print(summary_table(curves))

@@ -7,17 +7,20 @@ curve is therefore formatted once and its text reused for its twin groups,
 and long files are split between two processes (one per core), each
 writing its share of the rows, appended in order at the end.
 """
-import glob
 import multiprocessing
 import os
 import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from .lr_curves import LrCurves
 
-# Rows from which a second process pays for itself (starting one: ~50 ms).
-PARALLEL_ROWS = 200_000
+# Rows from which a second process pays for itself (measured here with 30
+# curves: 300,000 rows 5.3 s against 4.3 s alone; 1,000,000 rows 13 s
+# against 17 s).
+PARALLEL_ROWS = 500_000
 
 # What the forked workers read (inherited, never pickled).
 _SHARED: dict = {}
@@ -49,33 +52,41 @@ def write_csv(curves: LrCurves, path: str, rows_per_block: int = 50_000,
                           and 'fork' in multiprocessing.get_all_start_methods()
                           ) else 1
     header = ','.join(['iter', 'epoch'] + curves.group_names) + '\n'
-    try:
-        if processes == 1:
+    if processes == 1:
+        try:
             with open(path, 'w') as f:
                 f.write(header)
                 _write_rows(f, 0, steps)
-            return
-        # Each process writes a contiguous share of the rows to a file of
-        # its own; the shares are then appended in order.
+        finally:
+            _SHARED.clear()
+        return
+    # Each process writes a contiguous share of the rows to a file of its
+    # own, in a folder of ours beside the output (same file system, so the
+    # kernel can join them); the shares are then appended in order. A
+    # worker that dies (out of memory) raises BrokenProcessPool here.
+    folder = tempfile.mkdtemp(prefix='.csv_parts_',
+                              dir=os.path.dirname(os.path.abspath(path)))
+    try:
         cuts = np.linspace(0, steps, processes + 1).astype(int).tolist()
-        parts = [(f'{path}.part{i}', cuts[i], cuts[i + 1])
+        parts = [(os.path.join(folder, f'part{i}'), cuts[i], cuts[i + 1])
                  for i in range(processes)]
-        with multiprocessing.get_context('fork').Pool(processes) as pool:
-            pool.map(_write_part, parts)
-        with open(path, 'w') as f:
-            f.write(header)
+        with ProcessPoolExecutor(
+                processes,
+                mp_context=multiprocessing.get_context('fork')) as pool:
+            list(pool.map(_write_part, parts))
+        with open(path, 'wb') as f:
+            f.write(header.encode())
             f.flush()
             for part, _, _ in parts:
                 _append(part, f)
     finally:
         _SHARED.clear()
-        for part in glob.glob(glob.escape(path) + '.part*'):
-            os.remove(part)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _append(part: str, f) -> None:
     # In the kernel where it can (0.2 s for 500 MB here, against 2 s
-    # through Python).
+    # through Python). ``f`` is a binary file, flushed before and after.
     with open(part, 'rb') as share:
         size = os.fstat(share.fileno()).st_size
         try:
@@ -88,8 +99,8 @@ def _append(part: str, f) -> None:
             pass
         if size > 0:  # no copy_file_range here: copy the rest by hand
             share.seek(-size, os.SEEK_END)
+            shutil.copyfileobj(share, f, 1 << 24)
             f.flush()
-            shutil.copyfileobj(share, f.buffer, 1 << 24)
 
 
 def _write_part(part: tuple[str, int, int]) -> None:

@@ -175,10 +175,14 @@ def _reader(tracks: list[Track], param: str) -> Callable[[], object]:
     """A function returning the current row: every curve's value."""
     # The loop body runs a million times: with one track the row is the
     # probe's own list or array.
-    parts = [_track_reader(track, param) for track in tracks]
+    parts = [(_track_reader(track, param), len(track.curves))
+             for track in tracks]
     if len(parts) == 1:
-        return parts[0]
-    return lambda: np.concatenate([np.ravel(part()) for part in parts])
+        return parts[0][0]
+    # A track's row may be one number for all its curves (OneCycleLR sets
+    # every group alike): broadcast it to the track's width.
+    return lambda: np.concatenate(
+        [np.broadcast_to(read(), (width, )) for read, width in parts])
 
 
 def _track_reader(track: Track, param: str) -> Callable[[], object]:

@@ -65,6 +65,8 @@ class Track:
         curves (list[dict]): The settings each curve starts from (one
             real group per distinct value).
         vectorised (bool): The probe holds the curves as arrays.
+        per_group_reason (str): Why several curves are stepped one group
+            at a time ('' when they are not).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Track:
     real_groups: list
     curves: list
     vectorised: bool = False
+    per_group_reason: str = ''
 
     def curve_values(self, value) -> list:
         """A per-group list the schedulers hold (``base_values``,
@@ -175,10 +178,19 @@ def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
         kept, group_of = distinct_groups(real, param)
     else:
         kept, group_of = real, list(range(len(real)))
-    stacked = None
-    if vectorise and len(kept) > 1 and not group_lists and all(
-            vector_safe(scheduler_class(cfg)) for cfg in configs):
-        stacked = stack_groups(kept)
+    stacked, why = None, ''
+    if vectorise and len(kept) > 1:
+        unsafe = [cfg for cfg in configs
+                  if not vector_safe(scheduler_class(cfg), cfg)]
+        if group_lists:
+            why = 'a scheduler has per-group lists'
+        elif unsafe:
+            why = (f'{_type_name(unsafe[0])} compares or prints values, or '
+                   'is not from mmengine or mmlr')
+        else:
+            stacked = stack_groups(kept)
+            why = '' if stacked is not None else \
+                'the groups differ in settings that are not numbers'
     probe = OptimWrapper(
         ProbeOptimizer([stacked] if stacked is not None else kept,
                        wrapper.optimizer.defaults))
@@ -198,7 +210,12 @@ def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
     # then does not warn about scheduler.step() preceding optimizer.step().
     probe.step()
     return Track(name, probe, schedulers, configs, group_of, real, kept,
-                 vectorised=stacked is not None)
+                 vectorised=stacked is not None, per_group_reason=why)
+
+
+def _type_name(cfg: dict) -> str:
+    kind = cfg.get('type')
+    return kind.__name__ if isinstance(kind, type) else str(kind)
 
 
 def _has_group_lists(configs: list[dict], num_groups: int) -> bool:

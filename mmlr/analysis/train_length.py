@@ -173,14 +173,14 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
 
 def _dynamic_intervals(pairs) -> list[tuple[int, int]]:
     # mmengine bisects the milestones, which only means something when
-    # they increase; its loops want tuples (a config file's lists too).
+    # they do not decrease; its loops want tuples (lists are taken too).
     pairs = [tuple(pair) for pair in pairs or []]
     if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1
            for pair in pairs) or any(
-            a[0] >= b[0] for a, b in zip(pairs, pairs[1:])):
+            a[0] > b[0] for a, b in zip(pairs, pairs[1:])):
         raise ValueError(
             'train_cfg.dynamic_intervals must be (milestone, interval) '
-            'pairs with increasing milestones and intervals >= 1, got '
+            'pairs with non-decreasing milestones and intervals >= 1, got '
             f'{pairs}')
     return pairs
 

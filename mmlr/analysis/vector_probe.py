@@ -28,19 +28,26 @@ VECTOR_SAFE_MODULES = ('mmengine.optim.scheduler.', 'mmlr.schedulers.')
 
 
 def scheduler_class(cfg: dict) -> type | None:
-    """The class ``cfg['type']`` builds under the current default scope
-    (``None`` when the registry does not know it)."""
+    """The class ``cfg['type']`` builds, resolved as ``build`` resolves it:
+    in ``cfg['_scope_']`` or the current default scope (``None`` when the
+    registry does not know it)."""
     kind = cfg.get('type')
-    return kind if isinstance(kind, type) else PARAM_SCHEDULERS.get(kind)
+    if isinstance(kind, type):
+        return kind
+    with PARAM_SCHEDULERS.switch_scope_and_registry(
+            cfg.get('_scope_')) as registry:
+        return registry.get(kind)
 
 
-def vector_safe(cls: type | None) -> bool:
-    """Whether ``cls`` may step array-valued groups: a class of
-    :data:`VECTOR_SAFE_MODULES` that does not compare values against each
-    other or a threshold (plateau schedulers, ``need_val_args``)."""
+def vector_safe(cls: type | None, cfg: dict | None = None) -> bool:
+    """Whether ``cls`` (built from ``cfg``) may step array-valued groups: a
+    class of :data:`VECTOR_SAFE_MODULES` that does not compare values
+    against each other or a threshold (plateau schedulers,
+    ``need_val_args``), not asked to print every value (``verbose``)."""
     return (cls is not None
             and cls.__module__.startswith(VECTOR_SAFE_MODULES)
-            and not getattr(cls, 'need_val_args', False))
+            and not getattr(cls, 'need_val_args', False)
+            and not (cfg or {}).get('verbose', False))
 
 
 def stack_groups(groups: list[dict]) -> dict | None:
