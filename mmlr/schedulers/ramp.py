@@ -7,9 +7,16 @@ from .base import ResumableScheduler, base_lr_of, check_factor
 
 
 def _all_zero(values: list) -> bool:
-    # np.any: the values may be arrays (mmlr.analysis steps every curve of a
-    # config as one group of arrays).
-    return not any(np.any(v) for v in values)
+    # Runs every step: a float is tested as a float, the first non-zero
+    # value ends it; mmlr.analysis passes arrays (every curve of a config as
+    # one group), tested with np.any.
+    for value in values:
+        if value.__class__ is float:
+            if value != 0.0:
+                return False
+        elif np.any(value):
+            return False
+    return True
 
 
 class FactorScheduler(ResumableScheduler):
