@@ -36,6 +36,15 @@ def parse_cfg_options(items: list[str]) -> dict:
     return options
 
 
+def add_cfg_options(parser, example: str) -> None:
+    """``--cfg-options KEY=VALUE ...`` as every tool takes it (checked by
+    :func:`check_config_args`); ``example`` shows the tool's typical use."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+        help=f'override config entries, e.g. {example}; values are parsed '
+        'as Python literals, "a,b" as a list')
+
+
 def check_config_args(parser, args) -> None:
     """The checks every tool makes of ``CONFIG`` and ``--cfg-options``:
     report a missing file or an unparsable option through ``parser.error``
@@ -209,6 +218,7 @@ def summary_line(runner: Runner) -> str:
 
 
 __all__ = [
-    'parse_cfg_options', 'check_config_args', 'prepare_config', 'build_runner', 'summary_line',
+    'parse_cfg_options', 'add_cfg_options', 'check_config_args', 'prepare_config',
+    'build_runner', 'summary_line',
     'LastValMetrics', 'FreezeBeforeWrapRunner'
 ]

@@ -22,7 +22,7 @@ from mmengine.logging import MMLogger  # noqa: E402
 
 from mmlr.analysis import (build_model, group_report,  # noqa: E402
                            load_config, write_param_csv)
-from mmlr.launch import check_config_args  # noqa: E402
+from mmlr.launch import add_cfg_options, check_config_args  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,10 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='meta', choices=['meta', 'cpu'],
                         help='where to build the model (default: meta, '
                         'which allocates no weights; falls back to cpu)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
-        help='override config entries, e.g. '
-        'optim_wrapper.paramwise_cfg.layer_decay_rate=0.65')
+    add_cfg_options(parser, 'optim_wrapper.paramwise_cfg.layer_decay_rate=0.65')
     args = parser.parse_args(argv)
     check_config_args(parser, args)
     return args

@@ -19,8 +19,8 @@ import torch.distributed as torch_dist
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmlr.launch import (build_runner, check_config_args,  # noqa: E402
-                         prepare_config, summary_line)
+from mmlr.launch import (add_cfg_options, build_runner,  # noqa: E402
+                         check_config_args, prepare_config, summary_line)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,14 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--amp',
         action='store_true',
         help='automatic mixed precision (needs a CUDA, NPU or MLU device)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        default=[],
-        metavar='KEY=VALUE',
-        help='override config entries, e.g. train_cfg.max_epochs=2 '
-        'optim_wrapper.optimizer.lr=1e-3; values are parsed as Python '
-        'literals, "a,b" as a list')
+    add_cfg_options(parser,
+                    'train_cfg.max_epochs=2 optim_wrapper.optimizer.lr=1e-3')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],

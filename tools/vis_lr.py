@@ -32,7 +32,7 @@ from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
                            build_tracks, check_schedule, load_config,
                            parse_metrics, plateau_inputs, plot_curves,
                            simulate, summary_table, train_length, write_csv)
-from mmlr.launch import check_config_args  # noqa: E402
+from mmlr.launch import add_cfg_options, check_config_args  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -86,10 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'other group settings)')
     parser.add_argument('--no-progress', action='store_true',
                         help='no progress bar on stderr')
-    parser.add_argument(
-        '--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
-        help='override config entries, e.g. train_cfg.max_epochs=100 '
-        'param_scheduler.1.eta_min=0; values are parsed as Python literals')
+    add_cfg_options(parser,
+                    'train_cfg.max_epochs=100 param_scheduler.1.eta_min=0')
     args = parser.parse_args(argv)
     check_config_args(parser, args)
     try:
