@@ -30,6 +30,29 @@ def run_tool(*args: str, timeout: float = 300, env: dict | None = None,
     return result
 
 
+def warm_up_then_cosine_by_hand(lr: float, epochs: int, epoch_length: int,
+                                 start_factor: float, **cosine) -> list:
+    """The lr of every iteration of a one-group SGD under mmengine's own
+    LinearLR (by iteration, over the first epoch) and CosineAnnealingLR (by
+    epoch, from epoch 1 to ``epochs``), stepped as ParamSchedulerHook steps
+    them: the reference the simulated curves are checked against."""
+    import torch
+    from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    warm = LinearLR(opt, start_factor=start_factor, end=epoch_length,
+                    by_epoch=False)
+    cosine = CosineAnnealingLR(opt, begin=1, end=epochs, T_max=epochs - 1,
+                               **cosine)
+    values = []
+    for it in range(epochs * epoch_length):
+        values.append(opt.param_groups[0]['lr'])
+        opt.step()
+        warm.step()
+        if (it + 1) % epoch_length == 0:
+            cosine.step()
+    return values
+
+
 def read_scalars(work_dir: Path) -> list[dict]:
     """Every training record the LocalVisBackend wrote, in order."""
     records = []

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
 
 from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
                            check_schedule, load_config, simulate,
                            train_length, write_csv)
 from mmlr.schedulers import LinearLrInterval
+from conftest import warm_up_then_cosine_by_hand
 
 # 1,438 training digits / batch 32 = 44.9 -> 45 iterations (drop_last off)
 EPOCH = 45
@@ -32,20 +32,10 @@ def curves_of(path, **kwargs):
 
 
 def by_hand(lr: float) -> np.ndarray:
-    """The base schedule stepped as ParamSchedulerHook does, on a one-group
-    SGD with mmengine's own LinearLR and CosineAnnealingLR."""
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
-    warm = LinearLR(opt, start_factor=0.01, begin=0, end=EPOCH,
-                    by_epoch=False)  # end=1 epoch, converted
-    cosine = CosineAnnealingLR(opt, begin=1, end=30, T_max=29, eta_min=1e-5)
-    values = []
-    for it in range(30 * EPOCH):
-        values.append(opt.param_groups[0]['lr'])
-        opt.step()
-        warm.step()
-        if (it + 1) % EPOCH == 0:
-            cosine.step()
-    return np.array(values)
+    """The base schedule (warm-up from 1 % over epoch 0, cosine to 1e-5 by
+    epoch over 30) stepped by hand with mmengine's classes."""
+    return np.array(warm_up_then_cosine_by_hand(
+        lr, 30, EPOCH, start_factor=0.01, eta_min=1e-5))
 
 
 def test_default_schedule_equals_mmengine_stepped_by_hand():

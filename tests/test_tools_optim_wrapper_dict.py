@@ -8,14 +8,12 @@ import importlib.util
 
 import numpy as np
 import pytest
-import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapperDict
-from mmengine.optim.scheduler import CosineAnnealingLR, LinearLR
 from mmengine.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from timm.models.vision_transformer import VisionTransformer
 
-from conftest import REPO
+from conftest import REPO, warm_up_then_cosine_by_hand
 
 ITERS_PER_EPOCH = 10
 
@@ -95,19 +93,8 @@ def generator_profile() -> np.ndarray:
     """The generator's schedule for a base lr of 1, stepped by hand with
     mmengine's classes: warm-up over the first epoch's 10 iterations, cosine
     by epoch from epoch 1 to the default end 6 (T_max 5) to 1 % of it."""
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    warm = LinearLR(opt, start_factor=0.1, end=ITERS_PER_EPOCH,
-                    by_epoch=False)
-    cosine = CosineAnnealingLR(opt, begin=1, end=6, T_max=5,
-                               eta_min_ratio=0.01)
-    values = []
-    for it in range(6 * ITERS_PER_EPOCH):
-        values.append(opt.param_groups[0]['lr'])
-        opt.step()
-        warm.step()
-        if (it + 1) % ITERS_PER_EPOCH == 0:
-            cosine.step()
-    return np.array(values)
+    return np.array(warm_up_then_cosine_by_hand(
+        1.0, 6, ITERS_PER_EPOCH, start_factor=0.1, eta_min_ratio=0.01))
 
 
 def test_vis_lr_draws_one_track_per_optimizer(config_path, tmp_path,
