@@ -156,22 +156,25 @@ def plain_convs():
         nn.Conv2d(8, 4, 1))
 
 
-@pytest.mark.parametrize('make_model, paramwise_cfg, reason', [
+@pytest.mark.parametrize('make_model, paramwise_cfg, reason, example', [
     (plain_convs, dict(layer_decay_rate=0.5),
-     "no run of repeated blocks was found in 'Sequential'"),
+     "no run of repeated blocks was found in 'Sequential'", '0.weight'),
     (TinyViT, dict(layer_decay_rate=0.5, depth_rules=[(r'^blcks\.', 1)]),
-     'no depth_rules regex matches a parameter name'),
+     'no depth_rules regex matches a parameter name', 'blocks.0.0.weight'),
 ])
 def test_layer_decay_that_decays_nothing_warns(warnings, make_model,
-                                               paramwise_cfg, reason):
+                                               paramwise_cfg, reason,
+                                               example):
     model = make_model()
     groups = build(model, paramwise_cfg).optimizer.param_groups
     # every parameter at the top layer: rate ** 0 = 1, the optimizer's lr
     assert {g['lr'] for g in groups} == {1e-3}
     [warning] = warnings
-    assert warning.startswith(f'layer decay (rate 0.5) decays nothing: '
-                              f'{reason}, so every group got the full lr. '
-                              'Give depths with paramwise_cfg.depth_rules')
+    assert warning.startswith(
+        f'layer decay (rate 0.5) decays nothing: {reason}, so every group '
+        'got the full lr. Give depths with paramwise_cfg.depth_rules=[(regex,'
+        ' depth), ...] (regexes are searched in parameter names such as '
+        f'{example!r})')
 
 
 def test_one_depth_rule_matching_nothing_warns(warnings):

@@ -88,6 +88,11 @@ def unmatched_depth_rules(names: list, rules: list) -> list:
     ]
 
 
+def _deepest(names) -> str:
+    """The first of the names with the most components: a block's."""
+    return max(names, key=lambda n: n.count('.'))
+
+
 def decays_nothing(depths: LayerDepths, rate: float,
                    trunk_paths: list) -> str | None:
     """A warning when layer decay put every parameter at the top layer.
@@ -111,6 +116,7 @@ def decays_nothing(depths: LayerDepths, rate: float,
     }.get(depths.source, f'{depths.source} put every parameter at the top')
     return (f'layer decay (rate {rate}) decays nothing: {reason}, so every '
             'group got the full lr. Give depths with paramwise_cfg.'
-            "depth_rules=[(r'^backbone\\.layers\\.(0|1)\\.', 1), ...], "
+            'depth_rules=[(regex, depth), ...] (regexes are searched in '
+            f'parameter names such as {_deepest(depths.ids)!r}), '
             "backbone='<path of the module holding the blocks>' or a "
             'get_layer_depth(name) method on the model')
