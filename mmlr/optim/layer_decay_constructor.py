@@ -83,10 +83,11 @@ class LayerDecayOptimWrapperConstructor:
             - ``dcn_lr_mult`` (InternVL): lr multiplier of DCNv3's
               ``offset``, ``attention_weights``,
               ``center_feature_scale_proj`` and ``alpha_beta``.
-            - ``freeze``: module paths whose parameters are frozen
-              (``'levels.1'`` matches whole name components, so not
-              ``levels.10``); ``keep_trainable``: paths exempt from it;
-              ``freeze_backbone`` (InternVL): level indices.
+            - ``freeze``: module paths (a list, or one as a string) whose
+              parameters are frozen (``'levels.1'`` matches whole name
+              components, so not ``levels.10``); ``keep_trainable``: paths
+              exempt from it; ``freeze_backbone`` (InternVL): level indices.
+              A path that matches no parameter is an error.
 
     Example:
         >>> # MAE ViT-B fine-tuning (mmpretrain's recipe)

@@ -81,6 +81,8 @@ def check_paths(name: str, value: Any) -> list:
 
     ``list('backbone')`` would give one-letter paths that match nothing.
     """
+    if value is None:
+        return []
     paths = [value] if isinstance(value, str) else value
     if not isinstance(paths, (list, tuple)) or not all(
             isinstance(p, str) and p.strip('.') for p in paths):
