@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch.nn as nn
 from mmengine.logging import MMLogger
-from test_optim_constructor import ADAMW, TinyViT, build, per_param
+from test_optim_constructor import TinyViT, build, per_param
 
 
 class Classifier(nn.Module):

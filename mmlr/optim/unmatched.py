@@ -1,12 +1,12 @@
 """``paramwise_cfg`` entries that match nothing in the model.
 
-Only the model's parameter names tell whether a freeze pattern, a custom
-key or a depth rule applies to anything; mmengine ignores those that do not,
-so a typo trains silently with other settings than the config says. Here a
-freeze or keep pattern that matches nothing is an error; a custom key or a
-depth rule that matches nothing, and a layer decay that decays nothing, is a
-warning. Every message names the entry and, where one is close, the nearest
-real module path.
+Only the model's parameter names tell whether a freeze path, a custom key or
+a depth rule applies to anything. An entry that applies to nothing (mmengine
+ignores such a custom key) trains with other settings than the config says,
+without a word. Here a freeze or keep path that matches nothing is an error;
+a custom key or a depth rule that matches nothing, and a layer decay that
+decays nothing, are a warning each. The errors and the custom-key warning
+name the nearest real path where one is close.
 """
 import re
 
