@@ -15,7 +15,9 @@ from .layer_ids import backbones, layer_depths
 from .param_groups import (format_params, format_table, group_rows,
                            merge_groups, named_params, plan_params)
 from .param_rules import NoDecayHints, ParamRules, path_match
-from .paramwise_cfg import nearest, parse_paramwise_cfg
+from .paramwise_cfg import check_custom_field, nearest, parse_paramwise_cfg
+from .unmatched import (check_freeze, decays_nothing, unmatched_custom_keys,
+                        unmatched_depth_rules)
 
 # custom_keys fields that are not optimizer arguments.
 MULT_FIELDS = ('lr_mult', 'decay_mult')
@@ -81,10 +83,11 @@ class LayerDecayOptimWrapperConstructor:
             - ``dcn_lr_mult`` (InternVL): lr multiplier of DCNv3's
               ``offset``, ``attention_weights``,
               ``center_feature_scale_proj`` and ``alpha_beta``.
-            - ``freeze``: module paths whose parameters are frozen
-              (``'levels.1'`` matches whole name components, so not
-              ``levels.10``); ``keep_trainable``: paths exempt from it;
-              ``freeze_backbone`` (InternVL): level indices.
+            - ``freeze``: module paths (a list, or one as a string) whose
+              parameters are frozen (``'levels.1'`` matches whole name
+              components, so not ``levels.10``); ``keep_trainable``: paths
+              exempt from it; ``freeze_backbone`` (InternVL): level indices.
+              A path that matches no parameter is an error.
 
     Example:
         >>> # MAE ViT-B fine-tuning (mmpretrain's recipe)
@@ -136,15 +139,19 @@ class LayerDecayOptimWrapperConstructor:
         # Extra custom_keys fields become optimizer group keys; a typo there
         # (mmpose's ViTPose configs have 'decay_multi') would otherwise be
         # accepted by torch and silently do nothing.
-        args = list(inspect.signature(self.optimizer_cls).parameters)[1:]
+        params = inspect.signature(self.optimizer_cls).parameters
+        args = list(params)[1:]
         allowed = MULT_FIELDS + tuple(a for a in args if a != 'kwargs')
         for key, fields in self.cfg.custom_keys.items():
-            for name in fields:
+            for name, value in fields.items():
                 if name not in allowed:
                     raise ValueError(
                         f'paramwise_cfg.custom_keys[{key!r}] has unknown '
                         f'field {name!r}{nearest(name, allowed)}; allowed: '
                         f'{", ".join(allowed)}')
+                if name not in MULT_FIELDS:
+                    check_custom_field(f'custom_keys[{key!r}].{name}', value,
+                                       params[name].default)
 
     def plan(self, model: nn.Module) -> tuple:
         """Work out the groups without building an optimizer.
@@ -176,6 +183,7 @@ class LayerDecayOptimWrapperConstructor:
         entries = [e for e in named_params(model) if not e[4]]
         names = [name for name, *_ in entries]
         depths = layer_depths(model, names, self.cfg)
+        self._warn_unmatched(model, names, depths)
         hint_modules = [('', model)] + [
             t for t in backbones(model, self.cfg.backbone) if t[0]
         ]
@@ -185,6 +193,25 @@ class LayerDecayOptimWrapperConstructor:
         plans, report = plan_params(model, rules, depths, self.base_lr,
                                     self.base_wd, rate, self.cfg.min_scale)
         return merge_groups(plans), plans, report
+
+    def _warn_unmatched(self, model: nn.Module, names: list,
+                        depths) -> None:
+        """One WARNING line per config entry the model gives nothing to."""
+        model_name = type(model).__name__
+        warnings = unmatched_custom_keys(names, self.cfg.custom_keys,
+                                         model_name)
+        if self.cfg.layer_decay:
+            trunks = [path or model_name
+                      for path, _ in backbones(model, self.cfg.backbone)]
+            nothing = decays_nothing(depths, self.cfg.layer_decay_rate,
+                                     trunks)
+            if nothing is not None:
+                warnings.append(nothing)
+            elif depths.source == 'rules':
+                warnings += unmatched_depth_rules(names, self.cfg.depth_rules)
+        if get_rank() == 0:
+            for message in warnings:
+                print_log(message, logger='current', level=logging.WARNING)
 
     def freeze(self, model: nn.Module) -> list[str]:
         """Set ``requires_grad=False`` on the parameters ``freeze`` names.
@@ -204,6 +231,9 @@ class LayerDecayOptimWrapperConstructor:
         frozen = []
         if not self.cfg.freeze:
             return frozen
+        check_freeze([name for name, *_ in named_params(model)],
+                     self.cfg.freeze, self.cfg.keep_trainable,
+                     type(model).__name__)
         for name, param, *_ in named_params(model):
             if param.requires_grad and any(
                     path_match(name, p) for p in self.cfg.freeze) and not any(
