@@ -15,10 +15,17 @@ beats the best by 1000 points, so the first check sets the best and, with
 import json
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
+
+from mmlr.schedulers import ReduceLR
+from mmlr.schedulers.resume_validation import (iteration_before_validation,
+                                               validates_after)
+from test_schedulers_linear import sgd
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_LR = 2e-3
@@ -151,3 +158,108 @@ def test_iteration_loop_follows_dynamic_intervals(tmp_path):
                         **{'train_cfg.max_iters': 13})
     assert len(warnings) == 1
     assert 'checkpoint of iteration 12 was written before' in warnings[0]
+
+
+class LoopRunner:
+    """Just enough of a Runner for mmengine's train loops to run: no model,
+    hooks do nothing, and validations are recorded (the loop's epoch or
+    iteration count when it validates)."""
+
+    def __init__(self):
+        self.visualizer = SimpleNamespace()
+        self.model = SimpleNamespace(train=lambda: None,
+                                     train_step=lambda *args, **kwargs: {})
+        self.optim_wrapper = None
+        self.validated = []
+        self.val_loop = SimpleNamespace(run=self._record)
+        self.train_loop = None
+
+    def call_hook(self, *args, **kwargs) -> None:
+        pass
+
+    def _record(self) -> None:
+        loop = self.train_loop
+        self.validated.append(loop.epoch if isinstance(
+            loop, EpochBasedTrainLoop) else loop.iter)
+
+
+class Batches(torch.utils.data.Dataset):
+    metainfo: dict = {}
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def loop_of(kind: str, **kwargs):
+    runner = LoopRunner()
+    # batches of one: 3 iterations per epoch; an iteration loop gets all its
+    # batches in one pass (mmengine sleeps 2 s before each new pass)
+    length = 3 if kind == 'epoch' else kwargs['max_iters']
+    loader = torch.utils.data.DataLoader(Batches(length), batch_size=1)
+    loop_type = EpochBasedTrainLoop if kind == 'epoch' else IterBasedTrainLoop
+    runner.train_loop = loop_type(runner, loader, **kwargs)
+    return runner, runner.train_loop
+
+
+LOOPS = [
+    ('epoch', dict(max_epochs=8)),
+    ('epoch', dict(max_epochs=8, val_interval=2)),
+    ('epoch', dict(max_epochs=9, val_begin=3, val_interval=2)),
+    ('epoch', dict(max_epochs=12, val_interval=2, dynamic_intervals=[(4, 3)])),
+    ('iter', dict(max_iters=20, val_interval=5, dynamic_intervals=[(8, 4)])),
+    ('iter', dict(max_iters=30, val_begin=7, val_interval=4,
+                  dynamic_intervals=[(10, 3), (20, 7)])),
+]
+
+
+@pytest.mark.parametrize('kind, kwargs', LOOPS)
+def test_validation_rule_is_mmengines_loop(kind, kwargs):
+    # the reference: where mmengine's own loop runs its validation
+    runner, loop = loop_of(kind, **kwargs)
+    loop.run()
+    last = loop.max_epochs if kind == 'epoch' else loop.max_iters
+    _, fresh = loop_of(kind, **kwargs)
+    assert [done for done in range(1, last + 1)
+            if validates_after(fresh, done)] == runner.validated
+
+
+@pytest.mark.parametrize('epoch, iteration, expected', [
+    (2, 6, 5),  # written at the end of epoch 2, validated after it
+    (2, 7, None),  # mid-epoch 3: epoch 2's validation ran before
+    (0, 0, None),  # nothing trained
+    (8, 24, None),  # training complete: nothing follows
+])
+def test_checkpoint_before_a_validation_in_an_epoch_loop(epoch, iteration,
+                                                         expected):
+    runner, loop = loop_of('epoch', max_epochs=8)
+    loop._epoch, loop._iter = epoch, iteration  # as Runner.resume sets them
+    assert iteration_before_validation(runner) == expected
+    runner.val_loop = None  # a run without validation misses none
+    assert iteration_before_validation(runner) is None
+
+
+def test_missed_validation_needs_a_check_the_state_lacks():
+    runner, loop = loop_of('epoch', max_epochs=8)
+    loop._epoch, loop._iter = 2, 6
+
+    def plateau(**kwargs):
+        scheduler = ReduceLR(sgd(0.1), monitor='accuracy/top1', **kwargs)
+        scheduler._global_step = 2  # stepped after epochs 1 and 2
+        return scheduler
+
+    assert plateau().missed_validation(runner)
+    checked = plateau()
+    checked.last_metric_iter = 5  # written after that validation
+    assert not checked.missed_validation(runner)
+    # the check after epoch 2 lies outside [begin, end): nothing to lose
+    assert not plateau(begin=3).missed_validation(runner)
+    assert not plateau(end=1).missed_validation(runner)
+    # a training scalar is checked at the epoch's end, before the save
+    assert not ReduceLR(sgd(0.1), monitor='train/loss').missed_validation(
+        runner)

@@ -31,10 +31,10 @@ class SchedulerCheckHook(Hook):
     - after a resume, runs the validation that the checkpoint missed:
       mmengine saves a checkpoint just *before* that epoch's (iteration's)
       validation, so without it a plateau schedule resumes one evaluation
-      late (and ``ReduceLR`` warns). The model is the checkpoint's, so the
-      metric is the one the uninterrupted run saw. When that validation is
-      due follows the train loop's ``val_begin``, ``val_interval`` and
-      ``dynamic_intervals``.
+      late (and ``ReduceLR`` warns). Whether one followed the checkpoint is
+      the train loop's own rule (``val_begin``, ``val_interval``,
+      ``dynamic_intervals``). The model is the checkpoint's, so the metric
+      is the one the uninterrupted run saw.
 
     Example:
         >>> custom_hooks = [dict(type='mmlr.SchedulerCheckHook')]

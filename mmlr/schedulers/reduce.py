@@ -252,6 +252,12 @@ class ReduceLR(LRSchedulerMixin, ReduceOnPlateauScheduler):
     ``[begin, end)``; in an ``IterBasedTrainLoop`` every validation belongs
     to epoch 0 (mmengine ends its only epoch after the last iteration).
 
+    mmengine writes a checkpoint just before the validation of its epoch
+    (iteration), so a run resumed from it loses that validation's check
+    unless :class:`~mmlr.SchedulerCheckHook` runs it again (mmlr's
+    ``tools/train.py`` adds the hook); without the hook such a resume logs
+    one warning saying so.
+
     Args:
         optimizer (Optimizer | OptimWrapper): Wrapped optimizer.
         monitor (str): Validation metric key, or ``'train/<scalar>'``.
