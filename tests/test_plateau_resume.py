@@ -134,7 +134,9 @@ def test_iteration_loop_follows_dynamic_intervals(tmp_path):
     config = 'tests/configs/plateau_iter.py'
     options = {'train_cfg.val_interval': 5,
                'train_cfg.dynamic_intervals': [(8, 4)],
-               'default_hooks.checkpoint.interval': 3}
+               'default_hooks.checkpoint.interval': 3,
+               # mmengine sleeps 2 s before each new pass of a finite sampler
+               'train_dataloader.sampler.type': 'InfiniteSampler'}
     part = tmp_path / 'part'
     train(config, part, hook=False, **options, **{'train_cfg.max_iters': 12})
 
