@@ -25,7 +25,6 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
 from mmlr.schedulers import ReduceLR
 from mmlr.schedulers.resume_validation import (iteration_before_validation,
                                                validates_after)
-from test_schedulers_linear import sgd
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_LR = 2e-3
@@ -246,12 +245,16 @@ def test_checkpoint_before_a_validation_in_an_epoch_loop(epoch, iteration,
     assert iteration_before_validation(runner) is None
 
 
+def sgd() -> torch.optim.SGD:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
 def test_missed_validation_needs_a_check_the_state_lacks():
     runner, loop = loop_of('epoch', max_epochs=8)
     loop._epoch, loop._iter = 2, 6
 
     def plateau(**kwargs):
-        scheduler = ReduceLR(sgd(0.1), monitor='accuracy/top1', **kwargs)
+        scheduler = ReduceLR(sgd(), monitor='accuracy/top1', **kwargs)
         scheduler._global_step = 2  # stepped after epochs 1 and 2
         return scheduler
 
@@ -263,5 +266,5 @@ def test_missed_validation_needs_a_check_the_state_lacks():
     assert not plateau(begin=3).missed_validation(runner)
     assert not plateau(end=1).missed_validation(runner)
     # a training scalar is checked at the epoch's end, before the save
-    assert not ReduceLR(sgd(0.1), monitor='train/loss').missed_validation(
+    assert not ReduceLR(sgd(), monitor='train/loss').missed_validation(
         runner)
