@@ -1,5 +1,9 @@
+from .optimizer_resume import OptimizerResumeHook
 from .param_group_check import ParamGroupCheckHook
 from .scheduler_check import SchedulerCheckHook
 from .zero_checkpoint import ZeroCheckpointHook
 
-__all__ = ['ParamGroupCheckHook', 'SchedulerCheckHook', 'ZeroCheckpointHook']
+__all__ = [
+    'OptimizerResumeHook', 'ParamGroupCheckHook', 'SchedulerCheckHook',
+    'ZeroCheckpointHook'
+]
