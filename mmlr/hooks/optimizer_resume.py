@@ -247,8 +247,11 @@ class OptimizerResumeHook(Hook):
                 runner.optim_wrapper, dict):
             return
         wrappers = optim_wrappers(runner.optim_wrapper)
+        # wrapper.param_groups: with several groups mmengine's OptimWrapper
+        # adds a parameter-less group of the optimizer's defaults (logged as
+        # base_lr), which the schedulers move too.
         self._config_values = {
-            name: [config_values(g) for g in w.optimizer.param_groups]
+            name: [config_values(g) for g in w.param_groups]
             for name, w in wrappers.items()
         }
         self._defaults = {
@@ -355,7 +358,7 @@ class OptimizerResumeHook(Hook):
     def _follow_config(self, runner, name: str, wrapper, schedulers: list,
                        changes: list[str]) -> None:
         where = f' of optimizer {name!r}' if name else ''
-        groups = wrapper.optimizer.param_groups
+        groups = wrapper.param_groups
         plateaus = [
             type(s).__name__ for s in schedulers
             if getattr(s, 'need_val_args', False)
@@ -386,7 +389,9 @@ class OptimizerResumeHook(Hook):
         # Counted: the optimizer's own hyper-parameters (initial_<key> moves
         # with <key>; lr_scale, layer_id... are the constructor's notes).
         counted = set(wrapper.optimizer.defaults) | {'momentum'}
-        differ = [(i, k) for i, (old, new) in enumerate(zip(values, targets))
+        # (and only the optimizer's groups, not OptimWrapper's base group)
+        differ = [(i, k) for i, (old, new) in enumerate(
+            zip(values[:len(wrapper.optimizer.param_groups)], targets))
                   for k in new if k in old and k in counted
                   and not _same(old[k], new[k])]
         if self.settings_from == 'checkpoint':
@@ -405,13 +410,17 @@ class OptimizerResumeHook(Hook):
         """A plain-number optimizer with the config's values, stepped by
         freshly built copies of the config's schedulers to the resumed
         step, as ``ParamSchedulerHook`` steps them."""
+        values = self._config_values[name]
+        count = len(wrapper.optimizer.param_groups)
         groups = [
-            dict(copy.deepcopy(values),
-                 params=[torch.nn.Parameter(torch.zeros(()))])
-            for values in self._config_values[name]
+            dict(copy.deepcopy(v), params=[torch.nn.Parameter(torch.zeros(()))])
+            for v in values[:count]
         ]
         probe = OptimWrapper(
             torch.optim.Optimizer(groups, copy.deepcopy(self._defaults[name])))
+        if len(values) > count:  # the OptimWrapper's base group
+            probe.base_param_settings = dict(
+                copy.deepcopy(values[count]), params=torch.zeros(1))
         built = []
         configs = scheduler_configs(runner, name) if schedulers else None
         if configs is not None:
@@ -444,7 +453,7 @@ class OptimizerResumeHook(Hook):
             for _ in range(rest):
                 for s in by_iter:
                     s.step()
-        return probe.optimizer, built
+        return probe, built
 
     def _log(self, changes: list[str], differ: list, where: str,
              kept: bool, values=None, targets=None) -> None:
