@@ -222,3 +222,34 @@ def test_bad_settings_from_is_refused_when_built():
     from mmlr.hooks import OptimizerResumeHook
     with pytest.raises(ValueError, match="settings_from must be one of"):
         OptimizerResumeHook(settings_from='ckpt')
+
+
+def test_mmengine_schedulers_follow_a_longer_run_too(tmp_path, original):
+    # max_epochs 4 -> 6: CosineAnnealingLR's default end (and T_max) grows;
+    # mmengine would restore end=4 and hold eta_min from epoch 4 on.
+    config, options, _ = RUNS[('epoch', 'mmengine')]
+    _, path, _ = original(('epoch', 'mmengine'))
+    longer = {**options, 'train_cfg.max_epochs': 6}
+    _, fresh = train(config, tmp_path / 'fresh', longer)
+    runner, resumed = train(config, tmp_path / 'resumed', longer,
+                            resume=str(path))
+    assert_same_values(resumed.values, fresh.values)
+    assert 'max_epochs 4 -> 6' in log_text(runner)
+
+
+def test_plateau_schedule_with_changed_values_is_refused(tmp_path):
+    options = {**TINY, 'train_cfg.max_epochs': 2,
+               'default_hooks.checkpoint.interval': 1}
+    train('configs/vit_digits_plateau.py', tmp_path / 'part', options)
+    path = str(tmp_path / 'part' / 'epoch_1.pth')
+    with pytest.raises(ValueError, match='depend on past metrics'):
+        train('configs/vit_digits_plateau.py', tmp_path / 'refused',
+              {**options, **NEW_LR}, resume=path)
+    keep = {'custom_hooks': [dict(type='mmlr.OptimizerResumeHook',
+                                  settings_from='checkpoint')]}
+    runner, resumed = train('configs/vit_digits_plateau.py',
+                            tmp_path / 'kept', {**options, **NEW_LR, **keep},
+                            resume=path)
+    # epoch 1 trains with the checkpoint's lr: 2e-3 once the one-epoch
+    # warm-up is over and before any reduction (patience 2), not 1e-3
+    assert resumed.values[6][0] == pytest.approx(2e-3, rel=1e-12)
