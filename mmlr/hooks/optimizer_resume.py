@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.optim import BaseOptimWrapper, OptimWrapper, OptimWrapperDict
 from mmengine.runner import EpochBasedTrainLoop
 
 from ..registry import HOOKS
@@ -243,9 +243,9 @@ class OptimizerResumeHook(Hook):
     def before_run(self, runner) -> None:
         # The optimizer and schedulers are built; the checkpoint is not
         # loaded yet: remember what the config built.
-        if getattr(runner, 'optim_wrapper', None) is None or isinstance(
-                runner.optim_wrapper, dict):
-            return
+        if not isinstance(getattr(runner, 'optim_wrapper', None),
+                          BaseOptimWrapper):
+            return  # validation or test only
         wrappers = optim_wrappers(runner.optim_wrapper)
         # wrapper.param_groups: with several groups mmengine's OptimWrapper
         # adds a parameter-less group of the optimizer's defaults (logged as
@@ -260,6 +260,8 @@ class OptimizerResumeHook(Hook):
         }
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not isinstance(runner.optim_wrapper, BaseOptimWrapper):
+            return  # not built: the checkpoint holds no optimizer
         checkpoint[NAMES_KEY] = plain({
             name: named_groups(w.optimizer, runner.model)
             for name, w in optim_wrappers(runner.optim_wrapper).items()
