@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from mmlr.hooks.optimizer_resume import shape_mismatches
+from mmlr.hooks.optimizer_resume import remap_by_name, shape_mismatches
 from mmlr.launch import build_runner, prepare_config
 
 LAYER_DECAY = 'configs/vit_digits_layer_decay.py'
@@ -253,3 +253,29 @@ def test_plateau_schedule_with_changed_values_is_refused(tmp_path):
     # epoch 1 trains with the checkpoint's lr: 2e-3 once the one-epoch
     # warm-up is over and before any reduction (patience 2), not 1e-3
     assert resumed.values[6][0] == pytest.approx(2e-3, rel=1e-12)
+
+
+def test_reordered_groups_move_state_and_values_by_name():
+    # The checkpoint held [embed] then [head, head.bias]; the config now
+    # builds the head's group first. Torch would pair group 0 with group 0.
+    embed, head, bias = torch.zeros(4), torch.zeros(2, 2), torch.zeros(2)
+    saved = {
+        'state': {0: {'exp_avg': torch.full((4,), 1.)},
+                  1: {'exp_avg': torch.full((2, 2), 2.)},
+                  2: {'exp_avg': torch.full((2,), 3.)}},
+        'param_groups': [{'lr': 0.1, 'params': [0]},
+                         {'lr': 1.0, 'params': [1, 2]}],
+    }
+    remapped, report = remap_by_name(
+        saved, [['embed'], ['head', 'head.bias']],
+        [['head', 'head.bias'], ['embed']], [[head, bias], [embed]])
+    assert [g['lr'] for g in remapped['param_groups']] == [1.0, 0.1]
+    # new indices count through the new groups: head 0, head.bias 1, embed 2
+    assert [float(remapped['state'][i]['exp_avg'].flatten()[0])
+            for i in range(3)] == [2., 3., 1.]
+    assert report == {'new': [], 'dropped': [], 'mixed': []}
+    # a state that does not fit the tensor now holding the name is refused
+    with pytest.raises(ValueError, match=r"'exp_avg' of head has shape"):
+        remap_by_name(saved, [['embed'], ['head', 'head.bias']],
+                      [['head', 'head.bias'], ['embed']],
+                      [[torch.zeros(4), bias], [embed]])

@@ -20,7 +20,7 @@ NAMES_KEY = 'optimizer_param_names'
 SETTINGS_SOURCES = ('config', 'checkpoint')
 #: config entries whose changes are named in the resume log
 WATCHED_CONFIG = ('optim_wrapper', 'param_scheduler', 'auto_scale_lr',
-                  'train_cfg')
+                  'train_cfg', 'train_dataloader')
 
 
 def optim_wrappers(optim_wrapper) -> dict:
@@ -119,8 +119,8 @@ def remap_by_name(saved: dict, saved_names: list[list[str]],
                 if old_index in saved['state']:
                     moved = saved['state'][old_index]
                     for key, value in moved.items():
-                        if isinstance(value, torch.Tensor) and \
-                                value.dim() > 0 and value.shape != tensor.shape:
+                        if isinstance(value, torch.Tensor) and value.dim(
+                        ) > 0 and value.shape != tensor.shape:
                             raise ValueError(
                                 f'cannot resume: optimizer state {key!r} of '
                                 f'{name} has shape {tuple(value.shape)}, the '
@@ -162,8 +162,9 @@ def flat_config(cfg, prefix: str = '') -> dict:
 
 
 def config_changes(saved_text: str | None, cfg) -> list[str]:
-    """``'key old -> new'`` for every optimizer, scheduler and loop setting
-    the checkpoint's config (``meta['cfg']``) and ``cfg`` differ in."""
+    """``'key old -> new'`` for every optimizer, scheduler, loop and data
+    setting the checkpoint's config (``meta['cfg']``) and ``cfg`` differ
+    in."""
     if not saved_text:
         return []
     try:
@@ -367,10 +368,13 @@ class OptimizerResumeHook(Hook):
         ]
         values = [{k: v for k, v in g.items() if k != 'params'}
                   for g in groups]
+        same_bases = [config_values(g)
+                      for g in groups] == self._config_values[name]
+        if same_bases and not changes and self._saved_config:
+            return  # the checkpoint's values are the config's: no replay
         if plateaus:
             # Past metrics decided the reductions: nothing to replay.
-            bases = [config_values(g) for g in groups]
-            if bases == self._config_values[name]:
+            if same_bases:
                 return
             if self.settings_from == 'checkpoint':
                 self._log(changes, [], where, kept=True)
@@ -384,8 +388,14 @@ class OptimizerResumeHook(Hook):
                 'values; resume with the checkpoint\'s settings, or add '
                 "custom_hooks=[dict(type='mmlr.OptimizerResumeHook', "
                 "settings_from='checkpoint')] to keep its values")
-        probe, probe_schedulers = self._replay(runner, name, wrapper,
-                                               schedulers)
+        replayed = self._replay(runner, name, wrapper, schedulers)
+        if isinstance(replayed, str):
+            print_log(
+                f'OptimizerResumeHook: cannot rebuild the schedulers{where} '
+                f'from the config ({replayed}); the optimizer keeps the '
+                'checkpoint\'s hyper-parameters', logger='current', level=30)
+            return
+        probe, probe_schedulers = replayed
         targets = [{k: v for k, v in g.items() if k != 'params'}
                    for g in probe.param_groups]
         # Counted: the optimizer's own hyper-parameters (initial_<key> moves
@@ -411,11 +421,13 @@ class OptimizerResumeHook(Hook):
     def _replay(self, runner, name: str, wrapper, schedulers: list):
         """A plain-number optimizer with the config's values, stepped by
         freshly built copies of the config's schedulers to the resumed
-        step, as ``ParamSchedulerHook`` steps them."""
+        step, as ``ParamSchedulerHook`` steps them; with those schedulers.
+        A string says why the config's schedulers cannot be rebuilt."""
         values = self._config_values[name]
         count = len(wrapper.optimizer.param_groups)
         groups = [
-            dict(copy.deepcopy(v), params=[torch.nn.Parameter(torch.zeros(()))])
+            dict(copy.deepcopy(v),
+                 params=[torch.nn.Parameter(torch.zeros(()))])
             for v in values[:count]
         ]
         probe = OptimWrapper(
@@ -424,19 +436,19 @@ class OptimizerResumeHook(Hook):
             probe.base_param_settings = dict(
                 copy.deepcopy(values[count]), params=torch.zeros(1))
         built = []
-        configs = scheduler_configs(runner, name) if schedulers else None
-        if configs is not None:
-            if any(not isinstance(c, dict) for c in (
-                    configs if isinstance(configs, (list, tuple))
-                    else [configs])):
-                raise TypeError(
-                    'OptimizerResumeHook rebuilds the schedulers from the '
-                    'config: param_scheduler must hold dicts, not built '
-                    "schedulers (or use settings_from='checkpoint')")
+        if schedulers:
+            configs = scheduler_configs(runner, name)
+            configs = configs if isinstance(configs,
+                                            (list, tuple)) else [configs]
+            if not all(isinstance(c, dict) for c in configs):
+                return 'param_scheduler holds built schedulers, not dicts'
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore')
                 built = runner._build_param_scheduler(
                     copy.deepcopy(configs), probe)
+            if [type(s) for s in built] != [type(s) for s in schedulers]:
+                return (f'it builds {[type(s).__name__ for s in built]}, the '
+                        f'run has {[type(s).__name__ for s in schedulers]}')
         by_iter = [s for s in built if not s.by_epoch]
         by_epoch = [s for s in built if s.by_epoch]
         with warnings.catch_warnings():
