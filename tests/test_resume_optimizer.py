@@ -155,7 +155,8 @@ def test_moments_stay_on_their_tensors_and_each_change_is_logged_once(
         assert torch.equal(state['exp_avg_sq'],
                            saved[by_name[name]]['exp_avg_sq'])
     log = log_text(runner)
-    assert log.count('layer_decay_rate 0.75 -> 0.5') == 1
+    assert log.count(
+        'optim_wrapper.paramwise_cfg.layer_decay_rate 0.75 -> 0.5') == 1
     # layer ids 0..4 (10 groups) are scaled by rate ** (5 - id); the head's
     # two groups (id 5, scale 1) keep their lr
     assert re.search(r"10 groups' lr changed", log), log[-3000:]
@@ -234,7 +235,7 @@ def test_mmengine_schedulers_follow_a_longer_run_too(tmp_path, original):
     runner, resumed = train(config, tmp_path / 'resumed', longer,
                             resume=str(path))
     assert_same_values(resumed.values, fresh.values)
-    assert 'max_epochs 4 -> 6' in log_text(runner)
+    assert 'train_cfg.max_epochs 4 -> 6' in log_text(runner)
 
 
 def test_plateau_schedule_with_changed_values_is_refused(tmp_path):

@@ -177,8 +177,8 @@ def config_changes(saved_text: str | None, cfg) -> list[str]:
         new = flat_config(cfg.to_dict().get(key), key)
         for leaf in sorted(set(old) | set(new)):
             if old.get(leaf, '<unset>') != new.get(leaf, '<unset>'):
-                short = leaf.split('.', 1)[1] if '.' in leaf else leaf
-                changes.append(f'{short} {old.get(leaf, "<unset>")!r} -> '
+                # the key as --cfg-options spells it
+                changes.append(f'{leaf} {old.get(leaf, "<unset>")!r} -> '
                                f'{new.get(leaf, "<unset>")!r}')
     return changes
 
