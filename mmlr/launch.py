@@ -16,7 +16,9 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .hooks import (ParamGroupCheckHook, SafeCheckpointHook,
+from .hooks import (OptimizerResumeHook, ParamGroupCheckHook,
+                    SafeCheckpointHook, SchedulerCheckHook,
+                    ZeroCheckpointHook)
                     SchedulerCheckHook, ZeroCheckpointHook)
 from .optim import LayerDecayOptimWrapperConstructor
 
@@ -191,15 +193,15 @@ class LastValMetrics(Hook):
 
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner a config describes (``runner_type`` honoured), with
-    mmlr's check hooks, safe checkpoint saving (and ZeRO checkpointing)
-    added."""
+    mmlr's hooks added: the resume and checkpoint safety hooks always, the
+    cross-rank group check and ZeRO checkpointing in distributed runs."""
     _prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = FreezeBeforeWrapRunner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())
-    checks = [SchedulerCheckHook, SafeCheckpointHook]
+    checks = [SchedulerCheckHook, OptimizerResumeHook, SafeCheckpointHook]
     if runner.distributed:
         # Both are no-ops in one process; ZeroCheckpointHook also without
         # a ZeroRedundancyOptimizer.

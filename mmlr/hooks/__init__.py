@@ -1,9 +1,10 @@
+from .optimizer_resume import OptimizerResumeHook
 from .param_group_check import ParamGroupCheckHook
 from .safe_checkpoint import SafeCheckpointHook
 from .scheduler_check import SchedulerCheckHook
 from .zero_checkpoint import ZeroCheckpointHook
 
 __all__ = [
-    'ParamGroupCheckHook', 'SafeCheckpointHook', 'SchedulerCheckHook',
-    'ZeroCheckpointHook'
+    'OptimizerResumeHook', 'ParamGroupCheckHook', 'SafeCheckpointHook',
+    'SchedulerCheckHook', 'ZeroCheckpointHook'
 ]
