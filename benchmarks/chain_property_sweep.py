@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(outcomes.values())
     print(f'{args.examples} examples, {total} chains checked in '
           f'{time.perf_counter() - start:.0f} s: ' + ', '.join(
-              f'{outcomes[k]} {k}' for k in ('exact', 'lossy', 'refused')))
+              f'{count} {outcome}'
+              for outcome, count in sorted(outcomes.items())))
     return 0
 
 

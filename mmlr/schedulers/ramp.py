@@ -52,11 +52,12 @@ class RampMemory:
     def take_in(self, current: list) -> None:
         """Update ``beneath`` from the groups' ``current`` values."""
         live = [r for r in self.ramps if r() is not None]
-        if len(live) < len(self.ramps):
-            # A ramp was dropped (a list built and discarded): its factor is
-            # no longer divided out, so read everything from the groups.
+        if len(live) < len(self.ramps) or len(self.written) != len(current):
+            # A ramp was dropped (a list built and discarded; its factor is
+            # no longer divided out) or nothing was written yet: read every
+            # group's value.
             self.ramps = live
-            self.written = [None] * len(self.written)
+            self.written = [None] * len(current)
         product = self.product()
         if len(self.beneath) != len(current):  # the first ramp to step
             self.beneath = [v / product if product else v for v in current]
