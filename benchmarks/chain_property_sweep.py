@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests'))
 from test_schedulers_linear import check_chain, chains  # noqa: E402
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes.update(check_chain(specs, [range(len(specs)), order]))
 
     if args.seed is not None:
-        sweep = __import__('hypothesis').seed(args.seed)(sweep)
+        sweep = seed(args.seed)(sweep)
     start = time.perf_counter()
     sweep()
     total = sum(outcomes.values())

@@ -597,11 +597,18 @@ def test_converted_time_arguments_are_checked_before_scaling(cfg, message):
                                                       epoch_length=10))
 
 
-def test_total_steps_replaces_an_end_filled_in_beside_it():
+def test_total_steps_replaces_an_end_filled_in_beside_it(monkeypatch):
     # A Runner fills end in from max_iters; total_steps decides the window
+    import mmlr.schedulers.ramp as ramp_module
+    logged = []
+    monkeypatch.setattr(ramp_module, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
     o = sgd(0.1)
     s = LinearDecayLR(o, total_steps=4, end=90, by_epoch=False)
     assert (s.begin, s.end) == (0, 5)
+    assert logged == ['LinearDecayLR: total_steps=4 sets end=5; end=90 (a '
+                      'Runner fills it in from max_epochs/max_iters) is not '
+                      'used']
     assert lrs_over(o, [s], 6) == pytest.approx(
         [0.1, 0.075, 0.05, 0.025, 0.0, 0.0])
 
