@@ -22,6 +22,13 @@ class RampMemory:
     of one ramp hides nothing of the others: ramps compose exactly, in any
     order. What other schedulers do while the value is 0 is lost (they
     multiply 0).
+
+    Worked example, lr 0.1: a decay from 1 to 0 over 10 steps listed before
+    a warm-up from 0 over 20. Step 0: beneath 0.1, factors 1 and 0, value
+    0. Step 1: the product is 0, so beneath stays 0.1; factors 0.9 and 1/20,
+    value 0.1 * 0.9 / 20 = 0.0045, in either order. (A ramp that kept only
+    the value beneath its own factor would read 0 beneath the decay and
+    lose its 0.9.)
     """
 
     def __init__(self):
