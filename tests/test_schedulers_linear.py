@@ -544,6 +544,14 @@ def chains(draw):
                              end=5, by_epoch=False)),
            ('mmlr.LinearLR', dict(start_factor=0.0, end_factor=1.0, begin=0,
                                   end=11, by_epoch=False))], [1, 0]))
+# found by the sweep: mmengine's LinearLR multiplying by exactly 1 at step 0
+# is no change, though dividing out the ramp before it rounds
+@example(([('LinearDecayLR', dict(start_factor=0.0, end_factor=0.2, begin=0,
+                                  end=1, by_epoch=False)),
+           ('LinearLR', dict(start_factor=1.0, end_factor=0.0, begin=0,
+                             end=1, by_epoch=False)),
+           ('LinearDecayLR', dict(start_factor=0.0, end_factor=0.0, begin=0,
+                                  end=1, by_epoch=False))], [0, 1, 2]))
 def test_chains_give_the_product_of_factors_in_any_order(chain):
     specs, order = chain
     check_chain(specs, [range(len(specs)), order])

@@ -156,11 +156,13 @@ class FactorScheduler(ResumableScheduler):
         # multiplies what it finds, so whatever it changes while this ramp
         # holds the value at 0 (mmengine's LinearLR at the next step,
         # ConstantLR when it ends) would be lost. The ramps' own changes are
-        # not in question: they are divided out of ``beneath``.
+        # not in question: they are divided out of ``beneath`` (up to
+        # rounding, hence the tolerance: a scheduler that multiplied by 1
+        # changed nothing).
         if self.factor_at(0) != 0:
             return
-        if any(np.any(value != base) for value, base in zip(
-                self._memory.beneath, self.base_values)):
+        if any(np.any(abs(value - base) > 1e-9 * abs(base)) for value, base
+               in zip(self._memory.beneath, self.base_values)):
             raise ValueError(
                 f'{type(self).__name__} starts at factor 0, but a scheduler '
                 f'listed before it has already changed {self.param_name} at '
