@@ -19,7 +19,6 @@ from torch.nn.parallel import DistributedDataParallel
 from .hooks import (OptimizerResumeHook, ParamGroupCheckHook,
                     SafeCheckpointHook, SchedulerCheckHook,
                     ZeroCheckpointHook)
-                    SchedulerCheckHook, ZeroCheckpointHook)
 from .optim import LayerDecayOptimWrapperConstructor
 
 
