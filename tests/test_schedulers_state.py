@@ -177,3 +177,32 @@ def test_plain_turns_numpy_and_torch_scalars_into_python_numbers():
     with pytest.raises(TypeError, match='cannot store'):
         base.plain({'x': object()})
 
+
+
+def test_a_single_ramps_state_from_mmlr_0_1_resumes_exactly():
+    # mmlr 0.1 saved the value beneath a ramp's own factor as '_underlying';
+    # with one ramp that is the value beneath all ramps. lr 0.1, warm-up from
+    # 0 over 10 steps: after 4 steps the lr is 0.1 * 4 / 9, then 5/9, 6/9.
+    o = sgd(0.1)
+    warm = LinearLR(o, start_factor=0.0, end=10)
+    for _ in range(4):
+        o.step()
+        warm.step()
+    old = dict(warm.state_dict())
+    old['_underlying'] = old.pop('_value_beneath')
+    resumed_o = sgd(0.1)
+    resumed = LinearLR(resumed_o, start_factor=0.0, end=10)
+    resumed.load_state_dict(roundtrip(old))
+    resumed_o.param_groups[0]['lr'] = o.param_groups[0]['lr']
+    assert lrs_over(resumed_o, [resumed], 3)[1:] == pytest.approx(
+        [0.1 * 5 / 9, 0.1 * 6 / 9], rel=1e-12)
+
+
+def test_several_ramps_state_from_mmlr_0_1_is_refused():
+    o = sgd(0.1)
+    ramps = [LinearLR(o, start_factor=0.0, end=10),
+             LinearDecayLR(o, end=20)]
+    old = dict(ramps[0].state_dict())
+    old['_underlying'] = old.pop('_value_beneath')
+    with pytest.raises(ValueError, match='older mmlr whose ramps kept'):
+        ramps[0].load_state_dict(old)

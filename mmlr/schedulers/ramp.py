@@ -139,6 +139,23 @@ class FactorScheduler(ResumableScheduler):
     def _value_beneath(self, beneath: list) -> None:
         self._memory.restore(beneath)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        if '_underlying' in state_dict and '_value_beneath' not in state_dict:
+            # Written by mmlr 0.1, whose ramps each kept the value beneath
+            # their own factor: the same as beneath all ramps when this is
+            # the only one.
+            others = [r() for r in self._memory.ramps if r() is not self]
+            if others:
+                raise ValueError(
+                    f'{type(self).__name__}: this checkpoint was written by '
+                    'an older mmlr whose ramps kept separate state; with '
+                    f'{len(others) + 1} mmlr ramps on one optimizer it '
+                    'cannot be resumed exactly. Resume it with mmlr 0.1, '
+                    'or start from its weights with load_from')
+            state_dict = {**state_dict,
+                          '_value_beneath': state_dict['_underlying']}
+        super().load_state_dict(state_dict)
+
     def factor_at(self, t: int) -> float:
         """Factor for the ``t``-th step inside the window (``t >= 0``)."""
         raise NotImplementedError
