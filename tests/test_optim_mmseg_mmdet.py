@@ -5,14 +5,16 @@ their configs build (``type='mmpretrain.ConvNeXt'``).
 The reference below is mmseg 1.2.2's
 ``mmseg/engine/optimizers/layer_decay_optimizer_constructor.py`` written out
 by hand (mmdet 3.3.0's is the same minus the ViT table); mmseg and mmdet
-themselves cannot be imported here (both assert mmcv < 2.2.0).
+themselves cannot be imported here (both assert mmcv < 2.2.0). mmpretrain
+is imported inside the tests: importing it registers mmcv's layers in
+mmengine's root registries, which other test modules should not see at
+collection.
 """
 import pytest
 import timm
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
-from mmpretrain.models import BEiTViT, MAEViT
 
 from mmlr.optim import LayerDecayOptimWrapperConstructor
 
@@ -109,7 +111,8 @@ class EncoderDecoder(nn.Module):
 
 def convnext(arch: str, out_indices: list) -> EncoderDecoder:
     # As mmseg's configs/_base_/models/upernet_convnext.py and mmdet's
-    # convnext / rtmdet configs build it.
+    # convnext / rtmdet configs build it (their custom_imports).
+    import mmpretrain.models  # noqa: F401
     return EncoderDecoder(
         MODELS.build(
             dict(
@@ -218,6 +221,7 @@ def test_num_layers_that_would_raise_lrs_above_base_is_refused(models):
 
 
 def beit_and_mae() -> list:
+    from mmpretrain.models import BEiTViT, MAEViT
     return [
         EncoderDecoder(
             BEiTViT(arch='deit-tiny', img_size=32, patch_size=16,
