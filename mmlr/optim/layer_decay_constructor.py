@@ -34,8 +34,9 @@ class LayerDecayOptimWrapperConstructor:
 
     - **Layer decay**: the lr of a parameter at layer id ``d`` of ``n`` is
       ``lr * rate ** (n - 1 - d)`` (the top layer, head and neck, keeps
-      ``lr``). Ids come from the config's ``depth_rules``, the model's (or
-      its backbone's) ``get_layer_depth`` (mmpretrain),
+      ``lr``). Ids come from the config's ``depth_rules``, mmseg's and
+      mmdet's tables (with ``num_layers``, for the backbones they know),
+      the model's (or its backbone's) ``get_layer_depth`` (mmpretrain),
       ``lr_decay_keywords`` (InternVL), timm's ``group_matcher()``, or the
       trunk found in the module tree, in that order; see
       :mod:`mmlr.optim.layer_ids`.
@@ -65,12 +66,15 @@ class LayerDecayOptimWrapperConstructor:
             - ``num_layers`` (mmseg, mmdet, mmpose): number of blocks; ids
               then range over ``num_layers + 2``, and 1-D parameters and
               biases get no weight decay, as those repositories do.
-            - ``decay_type``: ``'layer_wise'`` (default) or ``'stage_wise'``
-              (one id per stage of the trunk, mmseg/mmdet ConvNeXt).
+            - ``decay_type``: ``'layer_wise'`` (default; mmseg's
+              ``'layer_wise_vit'`` is the same) or ``'stage_wise'`` (one id
+              per stage: mmseg/mmdet's ConvNeXt table, else the trunk's
+              stages; refused for a backbone without stages).
             - ``layer_decay_min_scale`` (timm): lower bound of the scale.
             - ``depth_source``: ``'auto'`` (default), ``'rules'``,
-              ``'get_layer_depth'``, ``'lr_decay_keywords'``,
-              ``'group_matcher'`` or ``'trunk'``.
+              ``'mmseg'`` (mmseg/mmdet's tables for ConvNeXt, BEiT and MAE
+              backbones, with ``num_layers``), ``'get_layer_depth'``,
+              ``'lr_decay_keywords'``, ``'group_matcher'`` or ``'trunk'``.
             - ``depth_rules``: ``[(regex, depth), ...]`` searched in full
               parameter names; names no rule matches go to the top and are
               reported.

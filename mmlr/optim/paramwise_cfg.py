@@ -21,7 +21,7 @@ DECAY_MULT_KEYS = ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult',
 LAYER_DECAY_KEYS = (
     'layer_decay_rate',  # mmpretrain, mmpose (ViTPose)
     'decay_rate',  # mmseg, mmdet: same as layer_decay_rate
-    'decay_type',  # mmseg, mmdet: 'layer_wise' | 'stage_wise'
+    'decay_type',  # mmseg, mmdet: 'layer_wise(_vit)' | 'stage_wise'
     'num_layers',  # mmseg, mmdet, mmpose: number of blocks (+2 layers)
     'layer_decay_min_scale',  # timm
     'depth_source',  # which source decides layer depths
@@ -34,8 +34,11 @@ LAYER_DECAY_KEYS = (
     'freeze_backbone',  # InternVL: level indices -> 'levels.{i}'
 )
 KNOWN_KEYS = MMENGINE_KEYS + LAYER_DECAY_KEYS
-DEPTH_SOURCES = ('auto', 'rules', 'get_layer_depth', 'lr_decay_keywords',
-                 'group_matcher', 'trunk')
+DEPTH_SOURCES = ('auto', 'rules', 'mmseg', 'get_layer_depth',
+                 'lr_decay_keywords', 'group_matcher', 'trunk')
+# mmseg's LearningRateDecayOptimizerConstructor tests ``'layer_wise' in
+# decay_type``, so 'layer_wise_vit' (what its BEiT constructor sets) is
+# layer-wise too.
 DECAY_TYPES = ('layer_wise', 'layer_wise_vit', 'stage_wise')
 # custom_keys fields that scale or set an lr or a weight decay: numbers >= 0.
 NON_NEGATIVE_FIELDS = ('lr_mult', 'decay_mult', 'lr', 'weight_decay')
@@ -170,7 +173,7 @@ class ParamwiseCfg:
     layer_decay_rate: float | None = None
     min_scale: float = 0.0
     num_layers: int | None = None
-    stage_wise: bool = False
+    decay_type: str = 'layer_wise'
     depth_source: str = 'auto'
     depth_rules: list = field(default_factory=list)
     backbone: list | None = None
@@ -182,6 +185,11 @@ class ParamwiseCfg:
     def layer_decay(self) -> bool:
         """Whether depths must be worked out at all."""
         return self.layer_decay_rate is not None
+
+    @property
+    def stage_wise(self) -> bool:
+        """One layer id per stage of the backbone instead of per block."""
+        return self.decay_type == 'stage_wise'
 
 
 def _check_rate(name: str, value: Any) -> float:
@@ -235,12 +243,13 @@ def parse_paramwise_cfg(cfg: dict | None,
             raise ValueError('paramwise_cfg.layer_decay_min_scale must be in '
                              f'[0, 1], got {value!r}')
         out.min_scale = float(value)
+    has_decay_type = 'decay_type' in cfg
     decay_type = cfg.pop('decay_type', 'layer_wise')
     if decay_type not in DECAY_TYPES:
         raise ValueError(f'paramwise_cfg.decay_type must be one of '
                          f'{DECAY_TYPES}, got {decay_type!r}'
                          f'{nearest(str(decay_type), DECAY_TYPES)}')
-    out.stage_wise = decay_type == 'stage_wise'
+    out.decay_type = decay_type
     if 'num_layers' in cfg:
         value = cfg.pop('num_layers')
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -302,6 +311,9 @@ def parse_paramwise_cfg(cfg: dict | None,
     if out.layer_decay_rate is None and out.num_layers is not None:
         raise ValueError('paramwise_cfg.num_layers is given but no '
                          'layer_decay_rate (or decay_rate)')
+    if out.layer_decay_rate is None and has_decay_type:
+        raise ValueError(f'paramwise_cfg.decay_type={decay_type!r} is given '
+                         'but no decay_rate (or layer_decay_rate)')
     if out.min_scale and out.layer_decay_rate is None:
         raise ValueError('paramwise_cfg.layer_decay_min_scale needs '
                          'layer_decay_rate')
