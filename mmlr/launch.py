@@ -16,7 +16,8 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .hooks import ParamGroupCheckHook, SchedulerCheckHook, ZeroCheckpointHook
+from .hooks import (LayerLrLoggerHook, ParamGroupCheckHook,
+                    SchedulerCheckHook, ZeroCheckpointHook)
 from .optim import LayerDecayOptimWrapperConstructor
 
 
@@ -190,14 +191,15 @@ class LastValMetrics(Hook):
 
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner a config describes (``runner_type`` honoured), with
-    mmlr's check hooks (and ZeRO checkpointing) added."""
+    mmlr's check hooks, per-layer lr logging (and ZeRO checkpointing)
+    added."""
     _prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = FreezeBeforeWrapRunner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())
-    checks = [SchedulerCheckHook]
+    checks = [SchedulerCheckHook, LayerLrLoggerHook]
     if runner.distributed:
         # Both are no-ops in one process; ZeroCheckpointHook also without
         # a ZeroRedundancyOptimizer.
