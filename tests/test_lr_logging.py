@@ -32,11 +32,11 @@ CONSOLE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]\s+'
                      r'base_lr: (\S+) lr: (\S+)  ')
 
 
-def expected_lrs(lr: float, epoch_length: int) -> list:
+def expected_lrs(lr: float, epoch_length: int, epochs: int = EPOCHS) -> list:
     """The lr of every iteration of a one-group optimizer at ``lr`` under
     mmengine's own LinearLR + CosineAnnealingLR, as the config schedules
     them (warm-up over the first epoch, cosine by epoch to the end)."""
-    return warm_up_then_cosine_by_hand(lr, EPOCHS, epoch_length,
+    return warm_up_then_cosine_by_hand(lr, epochs, epoch_length,
                                        START_FACTOR, eta_min=ETA_MIN)
 
 
@@ -97,18 +97,25 @@ def test_scalars_lr_and_one_lr_per_layer_id(plain_run):
                                                          'epoch'}
 
 
-def test_tools_train_adds_the_layer_hook(tmp_path):
+def test_tools_train_logs_the_full_lr_and_adds_the_layer_hook(tmp_path):
+    epochs = 2
     cfg = prepare_config(
         CONFIG, work_dir=str(tmp_path),
-        cfg_options={**SHORT, 'train_cfg.max_epochs': 2,
-                     'default_hooks.checkpoint.interval': 2,
-                     'train_cfg.val_interval': 2})
+        cfg_options={**SHORT, 'train_cfg.max_epochs': epochs,
+                     'default_hooks.checkpoint.interval': epochs,
+                     'train_cfg.val_interval': epochs})
     cfg.experiment_name = 'lr_logging_tool'
-    build_runner(cfg).train()
+    runner = build_runner(cfg)  # what tools/train.py runs
+    runner.train()
+    epoch_length = len(runner.train_dataloader)
+    full = expected_lrs(LR, epoch_length, epochs)
     records = read_scalars(tmp_path)
     main = [r for r in records if 'loss' in r]
+    assert len(main) == epochs * (epoch_length // INTERVAL)
+    assert [r['lr'] for r in main] == pytest.approx(
+        [full[r['step'] - 1] for r in main], rel=1e-12)
     layers = [r for r in records if 'lr_layer_0' in r]
-    assert len(main) == len(layers) == 2 * (23 // INTERVAL)
+    assert len(layers) == len(main)  # no custom_hooks needed
     for r, per_layer in zip(main, layers):
         assert per_layer[f'lr_layer_{NUM_LAYERS - 1}'] == r['lr']
         # warm-up, then the cosine's first epoch (its start value): every
@@ -130,7 +137,7 @@ class ThreeLayers(nn.Module):
 RULES = [(r'^stem\.', 0), (r'^block\.', 1)]
 
 
-def build(paramwise_cfg: dict, logged: list):
+def build(paramwise_cfg: dict) -> list:
     optimizer = dict(type='AdamW', lr=1e-3, weight_decay=0.05)
     return LayerDecayOptimWrapperConstructor(
         dict(optimizer=optimizer),
@@ -144,8 +151,7 @@ def test_group_0_is_at_the_optimizer_lr_even_with_lr_mults(monkeypatch):
                         lambda msg, **kw: logged.append((kw['level'], msg)))
     # head.weight (registered first) gets 10x: head.bias is the head's
     # group at the plain lr and must come first.
-    groups = build(dict(custom_keys={'head.weight': dict(lr_mult=10.0)}),
-                   logged)
+    groups = build(dict(custom_keys={'head.weight': dict(lr_mult=10.0)}))
     assert [g['layer_id'] for g in groups] == [2, 2, 1, 0]
     assert [g['lr'] for g in groups] == pytest.approx(
         [1e-3, 1e-2, 1e-3 * 0.5, 1e-3 * 0.25])
@@ -158,7 +164,7 @@ def test_no_group_at_the_optimizer_lr_is_said_in_the_table(monkeypatch):
     monkeypatch.setattr(constructor_module, 'print_log',
                         lambda msg, **kw: logged.append((kw['level'], msg)))
     # the head frozen: the top trainable layer is the block, at 0.5 x lr
-    groups = build(dict(freeze=['head']), logged)
+    groups = build(dict(freeze=['head']))
     assert [g['layer_id'] for g in groups] == [1, 0]
     [table] = [m for level, m in logged if level == logging.INFO]
     assert table.splitlines()[-1] == (
