@@ -9,7 +9,9 @@ from collections import OrderedDict
 import pytest
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.registry import VISBACKENDS
 from mmengine.runner import Runner
+from mmengine.visualization import BaseVisBackend
 
 import mmlr.optim.layer_decay_constructor as constructor_module
 from conftest import REPO, read_scalars, warm_up_then_cosine_by_hand
@@ -40,6 +42,23 @@ def expected_lrs(lr: float, epoch_length: int, epochs: int = EPOCHS) -> list:
                                        START_FACTOR, eta_min=ETA_MIN)
 
 
+@VISBACKENDS.register_module(force=True)
+class RecordingVisBackend(BaseVisBackend):
+    """Stands for TensorBoard, wandb ...: remembers every add_scalars."""
+
+    calls: list = []
+
+    @property
+    def experiment(self):
+        return self
+
+    def _init_env(self):
+        pass
+
+    def add_scalars(self, scalar_dict, step=0, file_path=None, **kwargs):
+        self.calls.append((step, dict(scalar_dict)))
+
+
 @pytest.fixture(scope='module')
 def plain_run(tmp_path_factory):
     """The config run as mmpretrain's/mmseg's tools/train.py runs it: a
@@ -50,6 +69,13 @@ def plain_run(tmp_path_factory):
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = 'lr_logging_plain'
     cfg.custom_hooks = [dict(type='mmlr.LayerLrLoggerHook')]
+    cfg.visualizer = dict(
+        type='Visualizer',
+        vis_backends=[
+            dict(type='LocalVisBackend'),
+            dict(type='RecordingVisBackend')
+        ])
+    RecordingVisBackend.calls.clear()
     runner = Runner.from_cfg(cfg)
     runner.train()
     [log_file] = work_dir.glob('*/*.log')
@@ -95,6 +121,11 @@ def test_scalars_lr_and_one_lr_per_layer_id(plain_run):
     assert {k for r in layers for k in r} == {
         f'lr_layer_{d}' for d in range(NUM_LAYERS)} | {'step', 'iter',
                                                          'epoch'}
+    # every visualisation backend gets the same records, not only the file
+    seen = [(step, record) for step, record in RecordingVisBackend.calls
+            if 'lr_layer_0' in record]
+    assert seen == [(r['step'], {k: v for k, v in r.items() if k != 'step'})
+                    for r in layers]
 
 
 def test_tools_train_logs_the_full_lr_and_adds_the_layer_hook(tmp_path):
