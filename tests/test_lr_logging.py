@@ -202,3 +202,83 @@ def test_no_group_at_the_optimizer_lr_is_said_in_the_table(monkeypatch):
         "no group has optimizer.lr=0.001: the training log's lr is group "
         "0's (0.5 x optimizer.lr on its schedule); base_lr is "
         'optimizer.lr=0.001 on its schedule')
+
+
+class FakeVisualizer:
+    def __init__(self):
+        self.calls = []
+
+    def add_scalars(self, scalar_dict, step=0, file_path=None):
+        self.calls.append((step, scalar_dict, file_path))
+
+
+def fake_runner(optim_wrapper, hierarchy: bool):
+    """What the hook reads of a Runner: an iteration-based run (no epoch
+    in the records) logging every 2nd of 5 iterations."""
+    from types import SimpleNamespace
+
+    from mmengine.hooks import LoggerHook
+    logger = LoggerHook(interval=2)
+    logger.json_log_path = 'run.json'  # set by LoggerHook.before_run
+    return SimpleNamespace(
+        hooks=[logger], optim_wrapper=optim_wrapper,
+        log_processor=SimpleNamespace(log_with_hierarchy=hierarchy,
+                                      by_epoch=False),
+        train_dataloader=[None] * 5, visualizer=FakeVisualizer(), iter=0,
+        epoch=0)
+
+
+def run_iterations(hook, runner, n: int) -> None:
+    hook.before_train(runner)
+    for it in range(n):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        for wrapper in getattr(runner.optim_wrapper, 'optim_wrappers',
+                               {'': runner.optim_wrapper}).values():
+            for group in wrapper.optimizer.param_groups:
+                group['lr'] *= 0.5  # a scheduler step after the iteration
+        hook.after_train_iter(runner, it)
+
+
+def test_hook_names_layers_per_optimizer_and_with_hierarchy():
+    import torch
+    from mmengine.optim import OptimWrapper, OptimWrapperDict
+
+    from mmlr.hooks import LayerLrLoggerHook
+
+    def wrapper(lrs: dict):
+        groups = [dict(params=[nn.Parameter(torch.zeros(1))], lr=lr,
+                       layer_id=layer) for layer, lr in lrs]
+        return OptimWrapper(torch.optim.SGD(groups, lr=1.0))
+
+    # two groups of layer 1: the first (at the layer's plain lr) is logged
+    wrappers = OptimWrapperDict(
+        gen=wrapper([(1, 0.4), (1, 4.0), (0, 0.2)]),
+        disc=wrapper([(0, 0.1)]))
+    runner = fake_runner(wrappers, hierarchy=True)
+    run_iterations(LayerLrLoggerHook(), runner, 5)
+    # LoggerHook's rule: iterations 2 and 4 of 5 (ignore_last drops the 5th)
+    assert [(step, path) for step, _, path in runner.visualizer.calls] == [
+        (2, 'run.json'), (4, 'run.json')]
+    # the lrs the iteration trained with, before the scheduler halved them
+    assert runner.visualizer.calls[0][1] == {
+        'train/gen.lr_layer_0': 0.2 / 2, 'train/gen.lr_layer_1': 0.4 / 2,
+        'train/disc.lr_layer_0': 0.1 / 2, 'iter': 2}
+
+
+def test_hook_without_layer_ids_records_nothing_and_says_so(monkeypatch):
+    import torch
+    from mmengine.optim import OptimWrapper
+
+    import mmlr.hooks.layer_lr_logger as hook_module
+    from mmlr.hooks import LayerLrLoggerHook
+    said = []
+    monkeypatch.setattr(hook_module, 'print_log',
+                        lambda msg, **kw: said.append(msg))
+    plain = OptimWrapper(torch.optim.SGD([nn.Parameter(torch.zeros(1))],
+                                         lr=0.1))
+    runner = fake_runner(plain, hierarchy=False)
+    run_iterations(LayerLrLoggerHook(), runner, 5)
+    assert runner.visualizer.calls == []
+    assert len(said) == 1 and 'no optimizer group carries a layer_id' in \
+        said[0]
