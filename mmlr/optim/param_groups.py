@@ -132,8 +132,9 @@ def merge_groups(plans: list) -> list:
     layer, groups without an lr multiplier (at the layer's plain lr) come
     first, then by their first parameter's registration order; inside a
     group parameters keep registration order. So group 0 is at the
-    optimizer's ``lr`` whenever a group is: mmengine logs group 0's lr as
-    the run's ``lr``, and users read that number as the lr they set. The
+    optimizer's ``lr`` whenever the top layer has a trainable parameter
+    without an lr multiplier: mmengine logs group 0's lr as the run's
+    ``lr``, and users read that number as the lr they set. The
     order depends only on the model and the config, so a checkpoint's
     optimizer state loads back into the same groups.
 
