@@ -16,9 +16,9 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .hooks import (OptimizerResumeHook, ParamGroupCheckHook,
-                    SafeCheckpointHook, SchedulerCheckHook,
-                    ZeroCheckpointHook)
+from .hooks import (LayerLrLoggerHook, OptimizerResumeHook,
+                    ParamGroupCheckHook, SafeCheckpointHook,
+                    SchedulerCheckHook, ZeroCheckpointHook)
 from .optim import LayerDecayOptimWrapperConstructor
 
 
@@ -192,15 +192,19 @@ class LastValMetrics(Hook):
 
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner a config describes (``runner_type`` honoured), with
-    mmlr's hooks added: the resume and checkpoint safety hooks always, the
-    cross-rank group check and ZeRO checkpointing in distributed runs."""
+    mmlr's hooks added: resume and checkpoint safety and per-layer lr
+    logging always, the cross-rank group check and ZeRO checkpointing in
+    distributed runs."""
     _prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = FreezeBeforeWrapRunner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())
-    checks = [SchedulerCheckHook, OptimizerResumeHook, SafeCheckpointHook]
+    checks = [
+        SchedulerCheckHook, OptimizerResumeHook, SafeCheckpointHook,
+        LayerLrLoggerHook
+    ]
     if runner.distributed:
         # Both are no-ops in one process; ZeroCheckpointHook also without
         # a ZeroRedundancyOptimizer.

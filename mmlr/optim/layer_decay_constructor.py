@@ -43,7 +43,9 @@ class LayerDecayOptimWrapperConstructor:
     - **Merged groups**: parameters with identical settings share a group;
       each group has ``lr`` and ``weight_decay`` set (so mmengine's
       schedulers, ``auto_scale_lr`` and logging work) plus ``lr_scale`` and
-      ``layer_id`` as metadata.
+      ``layer_id`` as metadata. Groups are ordered top layer first, so
+      group 0, whose lr mmengine logs as the run's ``lr``, is at the
+      optimizer's ``lr`` (the table says so when no group is).
     - Frozen parameters are never put in a group, tied weights once, model
       wrappers are unwrapped with ``is_model_wrapper``; one table at INFO
       shows the groups.
@@ -246,6 +248,21 @@ class LayerDecayOptimWrapperConstructor:
                 frozen.append(name)
         return frozen
 
+    def _logged_lr_note(self, groups: list) -> str:
+        """A line under the table when the training log's ``lr`` (group
+        0's, as mmengine logs it) is not the optimizer's ``lr`` on its
+        schedule: every group then carries a layer scale or an lr_mult."""
+        lr = groups[0].hyper['lr']
+        if lr == self.base_lr:
+            return ''
+        # base_lr == 0 gives every group lr 0: no note, no division.
+        ratio = lr / self.base_lr
+        base = (f'; base_lr is optimizer.lr={self.base_lr:g} on its '
+                'schedule' if len(groups) > 1 else '')
+        return (f'\nno group has optimizer.lr={self.base_lr:g}: the training '
+                f'log\'s lr is group 0\'s ({ratio:.4g} x optimizer.lr on its '
+                f'schedule){base}')
+
     def __call__(self, model: nn.Module) -> OptimWrapper:
         groups, plans, report = self.plan(model)
         if not groups:
@@ -254,7 +271,8 @@ class LayerDecayOptimWrapperConstructor:
         if get_rank() == 0:
             print_log(
                 'LayerDecayOptimWrapperConstructor:\n' +
-                format_table(group_rows(groups), report),
+                format_table(group_rows(groups), report) +
+                self._logged_lr_note(groups),
                 logger='current',
                 level=logging.INFO)
             if MMLogger.get_current_instance().isEnabledFor(logging.DEBUG):
