@@ -4,7 +4,6 @@ group at full scale), and ``LayerLrLoggerHook`` records every layer id's lr
 for the visualisation backends, off the console line."""
 import logging
 import re
-from collections import OrderedDict
 
 import pytest
 import torch.nn as nn

@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
-from mmlr.hooks.optimizer_resume import remap_by_name, shape_mismatches
+from mmlr.hooks.optimizer_layout import remap_by_name, shape_mismatches
 from mmlr.launch import build_runner, prepare_config
 
 LAYER_DECAY = 'configs/vit_digits_layer_decay.py'

@@ -8,7 +8,6 @@ import zipfile
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
-from mmengine.logging import print_log
 
 from ..registry import HOOKS
 
