@@ -150,7 +150,7 @@ def main() -> None:
         [[runs, len(failed),
           ', '.join(f'{k} ({v})' for k, v in sorted(exits.items())),
           ', '.join(f'{k} ({v})' for k, v in sorted(child_exits.items()))
-          or '-', statistics.median(seconds), sum(seconds)]])
+          or '-', statistics.median(seconds), round(sum(seconds))]])
     command = (f'bash tools/dist_train.sh {args.config} {args.nproc} '
                f'--cfg-options {" ".join(options)}')
     sections = [('Runs', f'`{command}`\n\n{table}')]
