@@ -3,6 +3,7 @@
 ``tools/train.py`` is a thin shell over these functions, so the tests drive
 the same code path a user's command does.
 """
+import gc
 import os
 import os.path as osp
 
@@ -224,8 +225,44 @@ def summary_line(runner: Runner) -> str:
     return f'Final validation: {shown} | work_dir: {runner.work_dir}'
 
 
+def end_process_group(all_ranks_done: bool = True) -> None:
+    """Destroy the default process group at the end of a run, and with it
+    the backend's threads, while the interpreter is fully alive.
+
+    Call it after the Runner is out of reach (no variable holds it).
+    ``torch.distributed.destroy_process_group()`` alone only drops torch's
+    own references to the group: DDP's reducer (and a
+    ``ZeroRedundancyOptimizer``) hold it too, and the Runner holding them
+    sits in reference cycles that only the garbage collector frees. The gloo
+    backend and its worker threads then live on into interpreter shutdown.
+    A worker may still be releasing the tensors of the last collective then
+    (e.g. those of the final validation's ``broadcast_object_list``); a
+    tensor whose Python object is already gone needs the GIL to be freed,
+    and CPython ends a thread that takes the GIL after finalization began
+    with ``pthread_exit``, which inside that C++ destructor is
+    ``std::terminate``: "terminate called without an active exception",
+    SIGABRT, exit code 1 after a good run. Here the cycles are collected
+    first, so ``destroy_process_group()`` drops the last reference and the
+    backend joins its threads now (torch releases the GIL for that, so a
+    worker waiting for it finishes its work).
+
+    Args:
+        all_ranks_done (bool): Every rank finished its work (training
+            succeeded). Then a barrier first makes sure no rank closes its
+            connections while another still waits for its messages; after a
+            failure there is no barrier, since another rank may be blocked
+            in a collective that never completes.
+    """
+    if not torch_dist.is_initialized():
+        return
+    if all_ranks_done:
+        torch_dist.barrier()
+    gc.collect()
+    torch_dist.destroy_process_group()
+
+
 __all__ = [
     'parse_cfg_options', 'add_cfg_options', 'check_config_args', 'prepare_config',
-    'build_runner', 'summary_line',
+    'build_runner', 'summary_line', 'end_process_group',
     'LastValMetrics', 'FreezeBeforeWrapRunner'
 ]

@@ -14,13 +14,12 @@ import os
 import os.path as osp
 import sys
 
-import torch.distributed as torch_dist
-
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmlr.launch import (add_cfg_options, build_runner,  # noqa: E402
-                         check_config_args, prepare_config, summary_line)
+                         check_config_args, end_process_group, prepare_config,
+                         summary_line)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,6 +56,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def train(cfg) -> None:
+    """Build the Runner, train and log the summary line. The Runner is a
+    local: once this returns, only its own reference cycles keep it, which
+    ``end_process_group`` collects."""
+    runner = build_runner(cfg)
+    runner.train()
+    runner.logger.info(summary_line(runner))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = prepare_config(
@@ -66,16 +74,16 @@ def main(argv=None) -> None:
         amp=args.amp,
         cfg_options=args.cfg_options,
         launcher=args.launcher)
-    runner = build_runner(cfg)
+    if cfg.launcher == 'none':
+        train(cfg)
+        return
     try:
-        runner.train()
-        runner.logger.info(summary_line(runner))
-    finally:
-        if cfg.launcher != 'none' and torch_dist.is_initialized():
-            # Without this, gloo's worker threads can outlive the
-            # interpreter and a rank aborts at exit ("terminate called
-            # without an active exception") after training has finished.
-            torch_dist.destroy_process_group()
+        train(cfg)
+    except BaseException:
+        # Another rank may be blocked in a collective: no barrier.
+        end_process_group(all_ranks_done=False)
+        raise
+    end_process_group()
 
 
 if __name__ == '__main__':
