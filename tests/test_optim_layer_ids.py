@@ -4,6 +4,8 @@ import inspect
 import logging
 
 import pytest
+import timm
+import torch
 import torch.nn as nn
 
 import mmlr.optim.layer_decay_constructor as constructor_module
@@ -77,21 +79,29 @@ def info_table(monkeypatch, model, paramwise_cfg) -> str:
     return table.splitlines()[1]  # after the constructor's name
 
 
-@pytest.mark.parametrize('model, backbone, trunk', [
+@pytest.mark.parametrize('model, extra, trunk', [
     # the models above, counted by hand
-    (Classifier(Flat(4)), None, 'backbone.blocks, 4 blocks'),
-    (Classifier(Staged((2, 3, 1))), None,
+    (Classifier(Flat(4)), {}, 'backbone.blocks, 4 blocks'),
+    (Classifier(Staged((2, 3, 1))), {},
      'backbone.layers, 6 blocks in 3 stages'),
-    (Classifier(ResNetLike()), None,
+    (Classifier(ResNetLike()), {},
      'backbone.layer1..layer2, 5 blocks in 2 stages'),
-    (Flat(3), None, 'blocks, 3 blocks'),  # the whole model decayed
-    (nn.ModuleDict(dict(vision=Flat(3), text=Flat(2))), ['vision', 'text'],
+    (Flat(3), {}, 'blocks, 3 blocks'),  # the whole model decayed
+    (nn.ModuleDict(dict(vision=Flat(3), text=Flat(2))),
+     dict(backbone=['vision', 'text']),
      'vision.blocks, 3 blocks; text.blocks, 2 blocks'),
+    # Swin-T: depths (2, 2, 6, 2) in layers.i.blocks.j (the Swin paper);
+    # timm's group_matcher would come first
+    (lambda: Classifier(timm.create_model('swin_tiny_patch4_window7_224')),
+     dict(depth_source='trunk'), 'backbone.layers, 12 blocks in 4 stages'),
 ])
 def test_info_table_names_the_trunk_and_its_blocks(monkeypatch, model,
-                                                   backbone, trunk):
+                                                   extra, trunk):
+    if callable(model) and not isinstance(model, nn.Module):
+        with torch.device('meta'):
+            model = model()
     line = info_table(monkeypatch, model,
-                      dict(layer_decay_rate=0.5, backbone=backbone))
+                      dict(layer_decay_rate=0.5, **extra))
     assert f'(layer depths from: trunk {trunk});' in line
 
 

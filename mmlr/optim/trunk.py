@@ -127,13 +127,10 @@ def find_trunk(module: nn.Module, path: str = '') -> Trunk | None:
             stages.append((stage, inner.blocks if inner else [stage]))
         here = Trunk(path, stages,
                      sum(p.numel() for p in module.parameters()))
-    best = None
-    for candidate in [here, *inside.values()]:
-        if candidate is not None and (best is None or (len(
-                candidate.blocks), candidate.weights) > (len(
-                    best.blocks), best.weights)):
-            best = candidate
-    return best
+    candidates = [t for t in (here, *inside.values()) if t is not None]
+    # max() keeps the first of equal keys: the module before its children.
+    return max(candidates, key=lambda t: (len(t.blocks), t.weights),
+               default=None)
 
 
 def _inside(rel: str, paths) -> str | None:
