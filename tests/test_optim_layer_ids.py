@@ -10,7 +10,7 @@ import torch.nn as nn
 
 import mmlr.optim.layer_decay_constructor as constructor_module
 from mmlr.optim import LayerDecayOptimWrapperConstructor
-from mmlr.optim.paramwise_cfg import parse_paramwise_cfg
+from mmlr.optim.paramwise_cfg import DEPTH_SOURCES, parse_paramwise_cfg
 
 SGD = dict(type='SGD', lr=1e-3, weight_decay=0.05)
 
@@ -164,6 +164,7 @@ def test_every_source_has_one_shape():
     from mmlr.optim.layer_depths import LayerDepths
     from mmlr.optim.layer_ids import SOURCES
     assert list(SOURCES) == list(APPLIES)  # the order 'auto' tries them
+    assert DEPTH_SOURCES == ('auto', *SOURCES)  # what the config accepts
     shapes = {
         name: list(inspect.signature(source).parameters)
         for name, source in SOURCES.items()

@@ -1,10 +1,9 @@
 """Optimizer-wrapper constructors: layer-wise lr decay in merged groups."""
 from .layer_decay_constructor import (LayerDecayOptimWrapperConstructor,
                                       build_constructor, param_group_rows)
-from .layer_ids import layer_depths
 from .param_groups import GroupRow
 
 __all__ = [
     'LayerDecayOptimWrapperConstructor', 'build_constructor',
-    'param_group_rows', 'layer_depths', 'GroupRow'
+    'param_group_rows', 'GroupRow'
 ]

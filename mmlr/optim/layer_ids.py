@@ -197,9 +197,15 @@ def layer_depths(model: nn.Module, names: list,
         if depths is not None:
             _check_range(depths, cfg.num_layers)
             return depths
+    raise _not_offered(model, names, cfg)
+
+
+def _not_offered(model: nn.Module, names: list,
+                 cfg: ParamwiseCfg) -> ValueError:
+    """The error when the source the config asks for does not apply."""
     if cfg.stage_wise:
         trunks = [type(m).__name__ for _, m in backbones(model, cfg.backbone)]
-        raise ValueError(
+        return ValueError(
             "paramwise_cfg.decay_type='stage_wise' needs a backbone made of "
             'stages of blocks (mmseg and mmdet accept it for ConvNeXt only), '
             f'but {", ".join(trunks)} '
@@ -217,7 +223,7 @@ def layer_depths(model: nn.Module, names: list,
         name for name, from_source in SOURCES.items()
         if from_source(model, names, cfg) is not None
     ]
-    raise ValueError(
+    return ValueError(
         f"paramwise_cfg.depth_source={source!r}, but neither "
         f'{type(model).__name__} nor its backbone offers it{hint}; '
         f'available here: {available}')
