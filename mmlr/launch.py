@@ -11,8 +11,7 @@ import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.device import get_device
 from mmengine.hooks import Hook
-from mmengine.registry import (MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
-                               RUNNERS)
+from mmengine.registry import MODEL_WRAPPERS, RUNNERS
 from mmengine.runner import Runner
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -20,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .hooks import (LayerLrLoggerHook, OptimizerResumeHook,
                     ParamGroupCheckHook, SafeCheckpointHook,
                     SchedulerCheckHook, ZeroCheckpointHook)
-from .optim import LayerDecayOptimWrapperConstructor
+from .optim import LayerDecayOptimWrapperConstructor, build_constructor
 
 
 def parse_cfg_options(items: list[str]) -> dict:
@@ -167,13 +166,7 @@ class FreezeBeforeWrapRunner(Runner):
         optim_cfg = self.cfg.get('optim_wrapper')
         if optim_cfg is None or 'constructor' not in optim_cfg:
             return model
-        optim_cfg = dict(optim_cfg)
-        # Built as mmengine's build_optim_wrapper builds it.
-        constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-            dict(
-                type=optim_cfg.pop('constructor'),
-                paramwise_cfg=optim_cfg.pop('paramwise_cfg', None),
-                optim_wrapper_cfg=optim_cfg))
+        constructor = build_constructor(optim_cfg)
         if isinstance(constructor, LayerDecayOptimWrapperConstructor):
             constructor.freeze(model)
         return model

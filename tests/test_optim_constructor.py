@@ -379,3 +379,37 @@ def test_another_packages_root_registration_is_kept(tmp_path):
     assert ' '.join(marked).split() == [
         'ROOT_KEEPS_THEIRS', 'True', 'WARNINGS', '1', 'OURS', 'True'
     ]
+
+
+@pytest.mark.parametrize('constructor, expected', [
+    (None, DefaultOptimWrapperConstructor),  # mmengine's default
+    ('DefaultOptimWrapperConstructor', DefaultOptimWrapperConstructor),
+    ('mmlr.LayerDecayOptimWrapperConstructor',
+     LayerDecayOptimWrapperConstructor),
+])
+def test_build_constructor_builds_what_mmengines_build_optim_wrapper_builds(
+        constructor, expected):
+    from mmengine.config import ConfigDict
+    from mmengine.optim import build_optim_wrapper
+
+    from mmlr.optim import build_constructor
+    cfg = ConfigDict(
+        optimizer=dict(ADAMW),
+        paramwise_cfg=dict(norm_decay_mult=0.0, bias_lr_mult=2.0))
+    if constructor is not None:
+        cfg.constructor = constructor
+    before = cfg.to_dict()
+    built = build_constructor(cfg)
+    assert type(built) is expected
+    assert cfg.to_dict() == before  # the config is not consumed
+    # mmengine's own builder is the reference for the lr and weight decay
+    # of every parameter.
+    model = ConvBNNet()
+    assert per_param(model, built(model)) == per_param(
+        model, build_optim_wrapper(model, cfg))
+
+
+def test_param_group_rows_refuses_another_constructor():
+    cfg = dict(constructor='DefaultOptimWrapperConstructor', optimizer=ADAMW)
+    with pytest.raises(TypeError, match='DefaultOptimWrapperConstructor'):
+        param_group_rows(TinyViT(), cfg)

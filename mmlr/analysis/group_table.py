@@ -6,16 +6,15 @@ optimizer is built, so this works on meta-device models of any size); any
 other constructor (mmengine's ``DefaultOptimWrapperConstructor``, a
 downstream one) builds its optimizer and the groups are read back from it.
 """
-import copy
 import csv
 from dataclasses import dataclass, field
 
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.optim import OptimWrapperDict
-from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-from ..optim import GroupRow, LayerDecayOptimWrapperConstructor
+from ..optim import (GroupRow, LayerDecayOptimWrapperConstructor,
+                     build_constructor)
 from ..optim.param_groups import (format_rows, format_table, group_rows,
                                   named_params)
 
@@ -64,13 +63,7 @@ def group_report(cfg: Config, model: nn.Module) -> GroupReport:
         >>> report = group_report(cfg, build_model(cfg)[0])
         >>> print(report.table)
     """
-    wrapper_cfg = copy.deepcopy(dict(cfg.optim_wrapper))
-    constructor_type = wrapper_cfg.pop('constructor',
-                                       'DefaultOptimWrapperConstructor')
-    paramwise_cfg = wrapper_cfg.pop('paramwise_cfg', None)
-    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type=constructor_type, optim_wrapper_cfg=wrapper_cfg,
-             paramwise_cfg=paramwise_cfg))
+    constructor = build_constructor(cfg.optim_wrapper)
     name = type(constructor).__name__
     if isinstance(constructor, LayerDecayOptimWrapperConstructor):
         return _planned(name, constructor, model)

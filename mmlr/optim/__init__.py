@@ -1,10 +1,9 @@
 """Optimizer-wrapper constructors: layer-wise lr decay in merged groups."""
 from .layer_decay_constructor import (LayerDecayOptimWrapperConstructor,
-                                      param_group_rows)
-from .layer_ids import find_trunk, layer_depths
+                                      build_constructor, param_group_rows)
 from .param_groups import GroupRow
 
 __all__ = [
-    'LayerDecayOptimWrapperConstructor', 'param_group_rows', 'find_trunk',
-    'layer_depths', 'GroupRow'
+    'LayerDecayOptimWrapperConstructor', 'build_constructor',
+    'param_group_rows', 'GroupRow'
 ]

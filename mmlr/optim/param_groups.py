@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import torch.nn as nn
 
-from .layer_ids import LayerDepths
-from .param_rules import ParamRules, strip_wrappers
+from .layer_depths import LayerDepths
+from .param_names import strip_wrappers
+from .param_rules import ParamRules
 
 
 @dataclass
@@ -56,6 +57,7 @@ class PlanReport:
     shared: list = field(default_factory=list)
     unplaced: list = field(default_factory=list)
     source: str = 'none'
+    source_detail: str = ''  # e.g. the trunk's path and block count
 
 
 def named_params(model: nn.Module):
@@ -99,7 +101,8 @@ def plan_params(model: nn.Module, rules: ParamRules, depths: LayerDepths,
         tuple[list[ParamPlan], PlanReport]
     """
     plans, report = [], PlanReport(
-        source=depths.source, unplaced=list(depths.unplaced))
+        source=depths.source, unplaced=list(depths.unplaced),
+        source_detail=depths.detail)
     for name, param, module, parent, duplicate in named_params(model):
         if duplicate:
             report.shared.append(name)
@@ -192,10 +195,11 @@ def group_rows(groups: list) -> list:
 def format_table(rows: list, report: PlanReport, examples: int = 3) -> str:
     """A compact table: one line per group, a summary line first."""
     tensors = sum(r.tensors for r in rows)
+    source = ' '.join(filter(None, (report.source, report.source_detail)))
     lines = [
         f'{tensors} trainable tensors in {len(rows)} group'
         f'{"s" if len(rows) != 1 else ""} (layer depths '
-        f'from: {report.source}); {report.frozen} frozen left out; '
+        f'from: {source}); {report.frozen} frozen left out; '
         f'{len(report.shared)} shared placed once'
     ]
     if report.unplaced:

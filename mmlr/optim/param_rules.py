@@ -25,6 +25,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from .param_names import relative_name
 from .paramwise_cfg import ParamwiseCfg
 
 NORMS = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm,
@@ -32,14 +33,6 @@ NORMS = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.RMSNorm,
 # InternImage's DCNv3 parameters that InternVL's DCN_LR_MUL scales.
 DCN_NAMES = ('offset', 'attention_weights', 'center_feature_scale_proj',
              'alpha_beta')
-# Wrapper modules that insert a level into parameter names.
-WRAPPER_PARTS = re.compile(
-    r'(?:_fsdp_wrapped_module|_checkpoint_wrapped_module|_orig_mod)\.')
-
-
-def strip_wrappers(name: str) -> str:
-    """``'blocks.0._fsdp_wrapped_module.attn.qkv.weight'`` -> without it."""
-    return WRAPPER_PARTS.sub('', name)
 
 
 def is_norm(module: nn.Module) -> bool:
@@ -65,15 +58,6 @@ def _dcn_types() -> tuple:
         return ()
     from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
     return (DeformConv2d, ModulatedDeformConv2d)
-
-
-def path_match(name: str, pattern: str) -> bool:
-    """Whether ``pattern`` is a run of whole components of ``name``.
-
-    ``'levels.1'`` matches ``'backbone.levels.1.conv.weight'`` but not
-    ``'backbone.levels.10.conv.weight'``.
-    """
-    return f'.{pattern}.' in f'.{name}.'
 
 
 @dataclass
@@ -106,20 +90,16 @@ class NoDecayHints:
 
     def __call__(self, name: str) -> bool:
         for path, pattern in self.patterns:
-            rel = _relative(name, path)
+            rel = relative_name(name, path)
             # timm matches with fnmatch, InternVL by equality: fnmatch does
             # both for names without wildcards.
             if rel is not None and fnmatch.fnmatchcase(rel, pattern):
                 return True
-        return any(
-            _relative(name, path) is not None and key in _relative(name, path)
-            for path, key in self.keywords)
-
-
-def _relative(name: str, path: str) -> str | None:
-    if not path:
-        return name
-    return name[len(path) + 1:] if name.startswith(path + '.') else None
+        for path, key in self.keywords:
+            rel = relative_name(name, path)
+            if rel is not None and key in rel:
+                return True
+        return False
 
 
 class ParamRules:

@@ -10,8 +10,8 @@ name the nearest real path where one is close.
 """
 import re
 
-from .layer_ids import LayerDepths
-from .param_rules import path_match
+from .layer_depths import LayerDepths
+from .param_names import path_match
 from .paramwise_cfg import nearest
 
 
