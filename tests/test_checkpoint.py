@@ -163,3 +163,15 @@ def test_forced_no_weights_only_load_needs_the_flag(monkeypatch):
         refuse_forced_code_loading(trust_checkpoint_code=True)
     monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', 'off')
     refuse_forced_code_loading()
+
+
+def test_truncated_checkpoint_is_not_readable_and_no_advice(tmp_path):
+    path = tmp_path / 'epoch_2.pth'
+    torch.save(mmengine_like_checkpoint(), path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])  # a save cut short
+    with pytest.raises(UserError) as error:
+        check_checkpoint_file(str(path), '--resume')
+    message = str(error.value)
+    assert message.startswith(f'not a readable checkpoint: {path} (--resume; ')
+    assert 'weights_only' not in message and '\n' not in message
