@@ -3,6 +3,7 @@
 ``tools/train.py`` is a thin shell over these functions, so the tests drive
 the same code path a user's command does.
 """
+import copy
 import os
 import os.path as osp
 
@@ -11,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.device import get_device
 from mmengine.hooks import Hook
 from mmengine.registry import (MODEL_WRAPPERS, OPTIM_WRAPPER_CONSTRUCTORS,
-                               RUNNERS)
+                               RUNNERS, DefaultScope)
 from mmengine.runner import Runner
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -273,6 +274,30 @@ def check_checkpoint_inputs(cfg: Config,
                           contents=not trust_checkpoint_code)
 
 
+def check_optim_wrapper_cfg(cfg: Config) -> None:
+    """Build the config's optim-wrapper constructor before the Runner, as
+    ``build_optim_wrapper`` will: its checks of ``paramwise_cfg`` (unknown
+    keys, bad values) need no model, so a mistake there is reported before
+    the Runner's environment dump. Configs with several optim wrappers (no
+    ``optimizer`` key) are left to the Runner.
+
+    Raises:
+        Whatever the constructor raises for its arguments, e.g.
+        ``ValueError: unknown paramwise_cfg key 'decay_multi'``.
+    """
+    optim_cfg = cfg.get('optim_wrapper')
+    if not isinstance(optim_cfg, dict) or 'optimizer' not in optim_cfg:
+        return
+    optim_cfg = copy.deepcopy(dict(optim_cfg))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        OPTIM_WRAPPER_CONSTRUCTORS.build(
+            dict(
+                type=optim_cfg.pop('constructor',
+                                   'DefaultOptimWrapperConstructor'),
+                paramwise_cfg=optim_cfg.pop('paramwise_cfg', None),
+                optim_wrapper_cfg=optim_cfg))
+
+
 def _enable_amp(cfg: Config) -> None:
     if get_device() == 'cpu':
         raise UserError('--amp needs a CUDA, NPU or MLU device; none was '
@@ -398,7 +423,8 @@ def summary_line(runner: Runner) -> str:
 __all__ = [
     'parse_cfg_options', 'add_cfg_options', 'check_config_args',
     'load_config_file', 'merge_cfg_options', 'prepare_config',
-    'check_checkpoint_inputs', 'LAUNCHER_ENVIRONMENT',
+    'check_checkpoint_inputs', 'check_optim_wrapper_cfg',
+    'LAUNCHER_ENVIRONMENT',
     'build_runner', 'summary_line',
     'LastValMetrics', 'FreezeBeforeWrapRunner'
 ]

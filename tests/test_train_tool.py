@@ -240,3 +240,15 @@ def test_two_cpu_processes_train_to_the_end_with_checkpoints(tmp_path):
     assert (tmp_path / 'epoch_1.pth').exists()
     assert (tmp_path / 'epoch_2.pth').exists()
     assert 'Final validation: accuracy/top1' in log
+
+
+def test_bad_paramwise_cfg_stops_before_the_runner(capsys, tmp_path):
+    # The constructor checks its keys without a model: the Runner (which
+    # makes the work dir and prints the environment first) is never built.
+    work_dir = tmp_path / 'run'
+    line = user_error_line(
+        capsys, train_main, str(REPO / 'configs/vit_digits_layer_decay.py'),
+        '--work-dir', str(work_dir), '--cfg-options',
+        'optim_wrapper.paramwise_cfg.decay_multi=0.0')
+    assert line.startswith("error: unknown paramwise_cfg key 'decay_multi'")
+    assert not work_dir.exists()

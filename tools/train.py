@@ -25,7 +25,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmlr.launch import (add_cfg_options, build_runner,  # noqa: E402
                          check_checkpoint_inputs, check_config_args,
-                         prepare_config, summary_line)
+                         check_optim_wrapper_cfg, prepare_config,
+                         summary_line)
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
 
@@ -86,6 +87,7 @@ def train(args: argparse.Namespace) -> None:
         cfg_options=args.cfg_options,
         launcher=args.launcher)
     check_checkpoint_inputs(cfg, args.trust_checkpoint_code)
+    check_optim_wrapper_cfg(cfg)
     runner = build_runner(cfg)
     try:
         runner.train()
