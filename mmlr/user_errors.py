@@ -6,9 +6,9 @@ traceback would only bury that line. Everything else is a bug of ours or of
 a library and keeps its traceback. A user error is:
 
 - a :class:`UserError`, raised by the tools' own checks;
-- a ``ValueError``, ``TypeError`` or ``KeyError`` that mmlr's own code raises
-  with an explicit ``raise`` (config validation: the messages name the key
-  and the accepted values);
+- a ``ValueError``, ``TypeError`` or ``KeyError`` that mmlr's own code, or
+  mmengine's parameter schedulers, raise with an explicit ``raise`` (their
+  checks of config arguments: the messages name the argument);
 - mmengine's registry ``KeyError`` for a type name it does not know, and a
   ``TypeError`` of a registry build whose arguments do not fit the class
   (an unknown or missing keyword in the config).
@@ -27,7 +27,10 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-_MMLR_ROOT = osp.dirname(osp.abspath(__file__)) + osp.sep
+# Code whose explicit raises of ValueError/TypeError/KeyError check the
+# user's arguments.
+_CHECKING_CODE = (osp.dirname(osp.abspath(__file__)) + osp.sep,
+                  osp.join('mmengine', 'optim', 'scheduler', ''))
 _REGISTRY_BUILD = osp.join('mmengine', 'registry', 'build_functions.py')
 _UNKNOWN_TYPE = re.compile(r'is not in the \S+ registry')
 _BAD_ARGUMENTS = re.compile(r'unexpected keyword argument|missing \d+ '
@@ -50,7 +53,7 @@ def user_error_message(error: BaseException) -> str | None:
             and _BAD_ARGUMENTS.search(_text(error)):
         return _one_line(error)
     if isinstance(error, (ValueError, TypeError, KeyError)) and \
-            _raised_by_mmlr(error):
+            _raised_by_checks(error):
         return _one_line(error)
     return None
 
@@ -103,14 +106,16 @@ def _raised_in(error: BaseException, path_tail: str) -> bool:
         path_tail)
 
 
-def _raised_by_mmlr(error: BaseException) -> bool:
-    """Whether an explicit ``raise`` statement in mmlr's package raised it
-    (not a built-in failing inside mmlr's code, which is a bug)."""
+def _raised_by_checks(error: BaseException) -> bool:
+    """Whether an explicit ``raise`` statement in mmlr's package or in
+    mmengine's schedulers raised it (not a built-in failing inside that
+    code, which is a bug)."""
     tb = _innermost(error)
     if tb is None:
         return False
-    filename = tb.tb_frame.f_code.co_filename
-    return osp.abspath(filename).startswith(_MMLR_ROOT) and \
+    filename = osp.abspath(tb.tb_frame.f_code.co_filename)
+    return (filename.startswith(_CHECKING_CODE[0])
+            or _CHECKING_CODE[1] in filename) and \
         linecache.getline(filename, tb.tb_lineno).lstrip().startswith('raise')
 
 

@@ -252,3 +252,14 @@ def test_bad_paramwise_cfg_stops_before_the_runner(capsys, tmp_path):
         'optim_wrapper.paramwise_cfg.decay_multi=0.0')
     assert line.startswith("error: unknown paramwise_cfg key 'decay_multi'")
     assert not work_dir.exists()
+
+
+def test_scheduler_error_after_the_runner_is_still_one_line(capsys, tmp_path):
+    # one epoch leaves the base config's cosine (begin=1) an empty window:
+    # mmengine's own check, when the Runner builds the schedulers
+    line = user_error_line(capsys, train_main, REPO_CONFIG, '--work-dir',
+                           str(tmp_path), '--cfg-options',
+                           'train_cfg.max_epochs=1',
+                           'experiment_name=scheduler_error_one_line')
+    assert line == ('error: end should be larger than begin, but got '
+                    'begin=1, end=1')

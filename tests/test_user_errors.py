@@ -68,3 +68,10 @@ def test_bugs_and_debug_keep_the_exception():
     with pytest.raises(UserError):
         with report_user_errors(debug=True):
             raise UserError('shown with its traceback')
+
+
+def test_mmengine_scheduler_argument_checks_are_user_errors():
+    from mmengine.optim import LinearLR
+    error = raised(LinearLR, sgd(), begin=1, end=1)
+    assert user_error_message(error) == (
+        'end should be larger than begin, but got begin=1, end=1')
