@@ -27,7 +27,7 @@ setup(
         'demo': ['timm>=1.0,<1.1', 'torchvision', 'scikit-learn'],
         'tests': [
             'timm>=1.0,<1.1', 'torchvision', 'scikit-learn', 'mmcv-lite',
-            'pytest', 'hypothesis', 'matplotlib'
+            'mmpretrain>=1.2,<1.3', 'pytest', 'hypothesis', 'matplotlib'
         ],
     },
     license='Apache-2.0',

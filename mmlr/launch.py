@@ -18,7 +18,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import check_checkpoint_file, refuse_forced_code_loading
-from .hooks import ParamGroupCheckHook, SchedulerCheckHook, ZeroCheckpointHook
+from .hooks import (LayerLrLoggerHook, OptimizerResumeHook,
+                    ParamGroupCheckHook, SafeCheckpointHook,
+                    SchedulerCheckHook, ZeroCheckpointHook)
 from .optim import LayerDecayOptimWrapperConstructor
 from .user_errors import UserError
 
@@ -393,14 +395,19 @@ class LastValMetrics(Hook):
 
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner a config describes (``runner_type`` honoured), with
-    mmlr's check hooks (and ZeRO checkpointing) added."""
+    mmlr's hooks added: resume and checkpoint safety and per-layer lr
+    logging always, the cross-rank group check and ZeRO checkpointing in
+    distributed runs."""
     _prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = FreezeBeforeWrapRunner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())
-    checks = [SchedulerCheckHook]
+    checks = [
+        SchedulerCheckHook, OptimizerResumeHook, SafeCheckpointHook,
+        LayerLrLoggerHook
+    ]
     if runner.distributed:
         # Both are no-ops in one process; ZeroCheckpointHook also without
         # a ZeroRedundancyOptimizer.

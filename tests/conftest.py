@@ -7,8 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests draw the same examples on every run and every machine (no
+# example database either); benchmarks/chain_property_sweep.py runs the chain
+# property over many fresh random examples instead.
+settings.register_profile('suite', derandomize=True, deadline=None)
+settings.load_profile('suite')
 
 
 def run_tool(*args: str, timeout: float = 300, env: dict | None = None,

@@ -55,7 +55,8 @@ def test_layer_decay_groups_follow_their_own_base_lr():
     values = curves.group_values()
     assert values.shape == (30 * EPOCH, 12)
     for group in range(12):
-        depth = group // 2  # a decayed and an undecayed group per layer
+        # a decayed and an undecayed group per layer, top layer first
+        depth = 5 - group // 2
         np.testing.assert_allclose(values[:, group],
                                    by_hand(2e-3 * 0.75**(5 - depth)),
                                    rtol=1e-12)

@@ -134,13 +134,14 @@ def test_two_processes_train_checkpoint_and_resume_with_layer_decay(
         assert group['lr'] == pytest.approx(
             ETA_MIN + (group['initial_lr'] - ETA_MIN) * COSINE[4])
     # The resumed epoch ran at the schedule's lr for epoch 3 (logged: the
-    # first group's, the most decayed one), not at a restarted warm-up.
-    lowest = min(g['initial_lr'] for g in param_groups)
+    # first group's, the head's at the full lr), not at a restarted warm-up.
+    top = max(g['initial_lr'] for g in param_groups)
+    assert top == pytest.approx(2e-3)
     epoch_3 = [r['lr'] for r in read_scalars(tmp_path)
                if 'loss' in r and r['epoch'] == 3]
     assert len(epoch_3) == ITERS_PER_EPOCH
     assert epoch_3 == pytest.approx(
-        [ETA_MIN + (lowest - ETA_MIN) * COSINE[3]] * ITERS_PER_EPOCH)
+        [ETA_MIN + (top - ETA_MIN) * COSINE[3]] * ITERS_PER_EPOCH)
 
 
 def _group(lr, *names):

@@ -185,11 +185,13 @@ def test_groups_carry_lr_wd_and_metadata_and_are_merged_and_ordered():
     model = TinyViT(depth=3)
     groups = build(model, dict(layer_decay_rate=0.5,
                                flat_decay_mult=0.0)).optimizer.param_groups
-    # 5 layer ids (stem, 3 blocks, top) x {decay, no decay}:
+    # 5 layer ids (stem, 3 blocks, top) x {decay, no decay}, top layer
+    # first (group 0, whose lr mmengine logs, at the full lr), registration
+    # order inside a layer;
     # stem: patch_embed.weight | cls/pos_embed (3-D, decayed) + bias no wd
     assert [(g['layer_id'], g['weight_decay']) for g in groups] == [
-        (0, 0.05), (0, 0.0), (1, 0.0), (1, 0.05), (2, 0.0), (2, 0.05),
-        (3, 0.0), (3, 0.05), (4, 0.0), (4, 0.05)
+        (4, 0.0), (4, 0.05), (3, 0.0), (3, 0.05), (2, 0.0), (2, 0.05),
+        (1, 0.0), (1, 0.05), (0, 0.05), (0, 0.0)
     ]
     for g in groups:
         # lr = 1e-3 * 0.5 ** (5 - 1 - layer_id)
@@ -322,11 +324,11 @@ def test_one_info_table_a_debug_list_and_a_plan_without_optimizer(
     cfg = dict(optimizer=ADAMW, paramwise_cfg=dict(layer_decay_rate=0.5))
     rows = param_group_rows(model, cfg)
     assert logged == []  # planning builds and logs nothing
-    assert [r.layer_id for r in rows] == [0, 1, 2, 3, 4]
+    assert [r.layer_id for r in rows] == [4, 3, 2, 1, 0]  # top layer first
     assert sum(r.tensors for r in rows) == len(list(model.parameters()))
-    assert rows[0].names == ['cls_token', 'pos_embed', 'patch_embed.weight',
-                             'patch_embed.bias']
-    assert rows[0].elements == 8 + 40 + 3 * 2 * 2 * 8 + 8
+    assert rows[-1].names == ['cls_token', 'pos_embed', 'patch_embed.weight',
+                              'patch_embed.bias']
+    assert rows[-1].elements == 8 + 40 + 3 * 2 * 2 * 8 + 8
 
     build(model, cfg['paramwise_cfg'])
     levels = [level for level, _ in logged]

@@ -181,10 +181,29 @@ class MMConvNeXt(nn.Module):
                 for _ in range(d)
             ]) for d in depths)
         self.norm3 = nn.LayerNorm(dim)
+        self.depths = depths
+
+    def get_layer_depth(self, param_name: str, prefix: str = ''):
+        # mmpretrain ConvNeXt.get_layer_depth: layer-wise ids, which
+        # decay_type='stage_wise' must not let through.
+        max_layer_id = 12 if self.depths[-2] > 9 else 6
+        if not param_name.startswith(prefix):
+            return max_layer_id + 1, max_layer_id + 2
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] == 'downsample_layers':
+            layer_id = {0: 0, 1: 2, 2: 3, 3: max_layer_id}[int(parts[1])]
+        elif parts[0] == 'stages':
+            stage, block = int(parts[1]), int(parts[2])
+            layer_id = {0: 1, 1: 2, 2: 3 + block // 3,
+                        3: max_layer_id}[stage]
+        else:
+            layer_id = max_layer_id + 1
+        return layer_id, max_layer_id + 2
 
 
 def test_mmseg_convnext_stage_wise():
-    # mmseg get_stage_id_for_convnext: downsample_layers -> 0,
+    # mmseg get_stage_id_for_convnext (also when the backbone has
+    # mmpretrain's layer-wise get_layer_depth): downsample_layers -> 0,
     # stages.s -> s + 1, everything else -> num_layers + 1;
     # scale = rate ** (num_layers + 2 - 1 - id), with the config's
     # num_layers (6 for ConvNeXt-T upernet) -> 8 ids.

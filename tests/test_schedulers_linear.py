@@ -1,9 +1,15 @@
 """LinearLR, LinearDecayLR and LinearLrInterval: numbers, chaining, checks."""
+import math
+
 import pytest
 import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from mmengine.optim import OptimWrapper
 from mmengine.optim.scheduler import LinearLR as MMEngineLinearLR
-from mmengine.optim.scheduler import CosineAnnealingLR, MultiStepLR, PolyLR
+from mmengine.optim.scheduler import (ConstantLR, CosineAnnealingLR,
+                                      ExponentialLR, MultiStepLR, PolyLR,
+                                      StepLR)
 from mmengine.registry import PARAM_SCHEDULERS
 
 import mmlr  # noqa: F401
@@ -113,16 +119,33 @@ def test_two_warm_ups_from_zero_multiply_in_either_order():
 
 
 @pytest.mark.parametrize('first', [
-    lambda o: LinearLR(o, start_factor=0.5, end=21),
     lambda o: MMEngineLinearLR(o, start_factor=0.5, end=5),
+    lambda o: ConstantLR(o, factor=0.5, end=5),
 ])
 def test_warm_up_from_zero_after_a_scaling_scheduler_is_refused(first):
-    # Multiplying the first one's factor by 0 would lose it for good (the lr
-    # ended 2x too high; mmengine's LinearLR divides by zero at step 1).
+    # mmengine's schedulers multiply the lr they find: mmengine's LinearLR
+    # would multiply the warm-up's 0 at step 1 and lose its ramp (and divide
+    # by zero); ConstantLR would lift the lr 2x too high at its end.
     o = sgd(0.1)
     first(o)
-    with pytest.raises(ValueError, match='list the warm-up from 0 first'):
+    with pytest.raises(ValueError, match='would be lost'):
         LinearLR(o, start_factor=0.0, end=11)
+
+
+@pytest.mark.parametrize('warm_up_first', [True, False])
+def test_warm_up_from_zero_and_another_ramp_multiply_in_either_order(
+        warm_up_first):
+    # 0.1 * t/10 * (0.5 + 0.5 * t/20): the ramps share what lies beneath
+    # the warm-up's 0, so the other one's factor is not lost at step 1.
+    o = sgd(0.1)
+    warm = dict(start_factor=0.0, end=11)
+    other = dict(start_factor=0.5, end=21)
+    chain = [LinearLR(o, **warm), LinearLR(o, **other)] if warm_up_first \
+        else [LinearLR(o, **other), LinearLR(o, **warm)]
+    expected = [0.1 * ramp(t, 0, 1, 10) * ramp(t, 0.5, 1, 20)
+                for t in range(30)]
+    assert lrs_over(o, chain, 30) == pytest.approx(expected, rel=1e-12,
+                                                   abs=1e-18)
 
 
 def test_warm_up_from_zero_after_schedulers_that_wait_is_accepted():
@@ -144,12 +167,10 @@ def test_a_ramp_to_zero_keeps_the_lr_at_zero(decay_first):
     seen = lrs_over(o, chain, 30)
     expected = [0.1 * ramp(t, 1, 0, 10) * ramp(t, 0, 1, 20)
                 for t in range(30)]
-    # Listed first, the decay's factor at step 1 is lost under the warm-up's
-    # zero (one step: the lr is 0.1 * 1/20 instead of 0.1 * 0.9/20); from
-    # step 2 on both orders give the product. Hence: list warm-ups first.
-    start = 2 if decay_first else 0
-    assert seen[start:] == pytest.approx(expected[start:], rel=1e-12,
-                                         abs=1e-18)
+    # in both orders: 0, 0.1 * 0.9 * 1/20 = 0.0045, 0.1 * 0.8 * 2/20 = 0.008,
+    # 0.1 * 0.7 * 3/20 = 0.0105, ...
+    assert seen[:4] == pytest.approx([0, 0.0045, 0.008, 0.0105], rel=1e-12)
+    assert seen == pytest.approx(expected, rel=1e-12, abs=1e-18)
     assert seen[10:] == [0.0] * 20
 
 
@@ -175,8 +196,9 @@ def test_warm_up_from_zero_then_cosine_matches_mmengine_from_a_tiny_start():
     assert lrs_over(ours, chain, 45)[1:] == pytest.approx(expected,
                                                           rel=1e-6)
     # Listed the other way round the cosine acts on the warm-up's 0 at step
-    # 1 (it adds eta_min); the warm-up must still lift the lr (it stayed
-    # near eta_min, 40x too low, when it took that value as its base).
+    # 1 (it adds eta_min; lost, as any change made while the lr is 0); the
+    # warm-up must still lift the lr (it stayed near eta_min, 40x too low,
+    # when it took that value as its base).
     o = sgd(0.1)
     swapped = [CosineAnnealingLR(o, T_max=40, eta_min=1e-3),
                LinearLR(o, start_factor=0.0, end=11)]
@@ -322,8 +344,10 @@ def test_convert_to_iter_based_scales_every_time_argument(
     (dict(end_factor=0.1, end_lr=0.01, end=5), ValueError,
      'end_factor or end_lr'),
     (dict(start_lr=0.5, end=5), ValueError, 'start_lr / optimizer lr'),
-    (dict(total_steps=4, end=5), ValueError, 'total_steps or end'),
-    (dict(total_steps=-1), ValueError, 'total_steps'),
+    (dict(total_steps=-1), ValueError, 'total_steps must be an int >= 0'),
+    (dict(total_steps=-5, end=90), ValueError,
+     'total_steps must be an int >= 0'),
+    (dict(total_steps=2.5), ValueError, 'total_steps must be an int'),
     (dict(end=5, last_step=3), ValueError, 'last_step'),
 ])
 def test_bad_arguments_are_refused_at_construction(kwargs, error, names):
@@ -344,3 +368,326 @@ def test_convert_needs_by_epoch_and_an_epoch_length():
                                        epoch_length=10)
     with pytest.raises(ValueError, match='epoch_length'):
         LinearLR.build_iter_from_epoch(sgd(0.1), end=3, epoch_length=0)
+
+
+# --- Chains: the product of the factors, in any order ----------------------
+#
+# Each scheduler's factor at step t is what it gives alone on a fresh
+# optimizer whose lr is 1: mmlr's ramps by their closed form ``value_at``
+# (itself checked against the hand formula ``ramp_factor``), mmengine's by
+# running them. A chain must then give every group its lr times the product,
+# except where README says an mmengine scheduler's change is lost (it
+# changes the lr while a ramp holds it at 0) or the chain is refused.
+
+HORIZON = 30  # steps; every window below ends before it
+OURS = {'mmlr.LinearLR': LinearLR, 'LinearDecayLR': LinearDecayLR,
+        'LinearLrInterval': LinearLrInterval}
+THEIRS = {'LinearLR': MMEngineLinearLR, 'ConstantLR': ConstantLR,
+          'StepLR': StepLR, 'MultiStepLR': MultiStepLR,
+          'ExponentialLR': ExponentialLR}
+
+
+def ramp_factor(kind: str, kwargs: dict, t: int) -> float:
+    """Hand formula of one of our ramps alone, 1 before ``begin``."""
+    begin, end = kwargs['begin'], kwargs['end']
+    start = kwargs.get('start_factor', 1.0 if kind != 'mmlr.LinearLR'
+                       else 1 / 3)
+    stop = kwargs.get('end_factor', 0.0 if kind != 'mmlr.LinearLR' else 1.0)
+    if t < begin:
+        return 1.0
+    u, length = min(t, end - 1) - begin, end - begin - 1
+    if kind == 'LinearLrInterval':
+        u, length = u // kwargs['interval'], length // kwargs['interval']
+    return stop if length == 0 else start + (stop - start) * min(
+        u, length) / length
+
+
+@st.composite
+def scheduler_specs(draw):
+    """(kind, kwargs) of one multiplicative scheduler, zeros included."""
+    kind = draw(st.sampled_from(sorted(OURS) + sorted(THEIRS)))
+    begin = draw(st.one_of(st.just(0), st.integers(0, 6)))  # often 0
+    window = dict(begin=begin, end=begin + draw(st.integers(1, 12)),
+                  by_epoch=False)
+    factor = st.sampled_from([0.0, 0.2, 0.5, 1.0])
+    if kind in OURS:
+        kwargs = dict(window, start_factor=draw(factor),
+                      end_factor=draw(factor))
+        if kind == 'LinearDecayLR' and draw(st.booleans()):
+            kwargs = window  # its defaults: 1 -> 0
+        if kind == 'LinearLrInterval':
+            kwargs['interval'] = draw(st.integers(1, 4))
+    elif kind == 'LinearLR':  # mmengine's cannot start at 0
+        kwargs = dict(window, start_factor=draw(st.sampled_from([0.2, 1.0])),
+                      end_factor=draw(factor))
+    elif kind == 'ConstantLR':  # factor 0 divides by zero at its end
+        kwargs = dict(window, factor=draw(st.sampled_from([0.25, 0.5])))
+    elif kind == 'StepLR':
+        kwargs = dict(window, step_size=draw(st.integers(1, 5)),
+                      gamma=draw(st.sampled_from([0.0, 0.5, 0.9])))
+    elif kind == 'MultiStepLR':
+        kwargs = dict(window, gamma=draw(st.sampled_from([0.0, 0.5])),
+                      milestones=sorted(draw(st.sets(
+                          st.integers(1, 15), min_size=1, max_size=3))))
+    else:
+        kwargs = dict(window, gamma=draw(st.sampled_from([0.0, 0.8, 0.95])))
+    return kind, kwargs
+
+
+def build(spec, optimizer):
+    kind, kwargs = spec
+    return {**OURS, **THEIRS}[kind](optimizer, **kwargs)
+
+
+def factors_alone(spec) -> list:
+    """The scheduler's factor at steps 0 .. HORIZON - 1, acting alone."""
+    o = sgd(1.0)
+    scheduler = build(spec, o)
+    if spec[0] not in OURS:
+        return lrs_over(o, [scheduler], HORIZON)
+    closed = [scheduler.value_at(t)[0] for t in range(HORIZON)]
+    assert closed == pytest.approx(
+        [ramp_factor(*spec, t) for t in range(HORIZON)], rel=1e-12)
+    return closed
+
+
+def chain_outcome(kinds: list, factors: list) -> str:
+    """What README promises for schedulers of ``kinds`` (in list order)
+    with these ``factors``: 'refused', 'lossy' (an mmengine scheduler
+    changes the lr while a ramp holds it at 0, and that zero is lifted
+    later) or 'exact'."""
+    ours = [i for i, kind in enumerate(kinds) if kind in OURS]
+
+    def factor(i, t):
+        return 1.0 if t < 0 else factors[i][t]
+
+    def zero_for_good(j, t):
+        return all(f == 0 for f in factors[j][t:])
+
+    def holding(m, t):
+        # The ramps holding the lr at 0 when scheduler m steps at step t:
+        # those before it have stepped to t, those after it are still at
+        # t - 1 (at t = 0: not built yet).
+        return [j for j in ours if factor(j, t if j < m else t - 1) == 0]
+
+    for j in ours:
+        if factor(j, 0) == 0 and any(
+                kinds[m] not in OURS and factor(m, 0) != 1
+                and not holding(m, 0) for m in range(j)):
+            return 'refused'
+    for m, kind in enumerate(kinds):
+        if kind in OURS:
+            continue
+        for t in range(HORIZON):
+            held = holding(m, t)
+            # (a ramp at 0 from t on for good keeps the lr at 0 anyway)
+            if factor(m, t) != factor(m, t - 1) and held and not any(
+                    zero_for_good(j, t) for j in ours):
+                return 'lossy'
+    return 'exact'
+
+
+def check_chain(specs: list, orders: list) -> list:
+    """Build ``specs`` in each of ``orders`` on a two-group optimizer (lrs
+    0.1 and 0.025) and check it against the product of the factors; returns
+    the outcomes."""
+    factors = [factors_alone(spec) for spec in specs]
+    return [check_order([specs[i] for i in order],
+                        [factors[i] for i in order]) for order in orders]
+
+
+def check_order(specs: list, factors: list) -> str:
+    outcome = chain_outcome([kind for kind, _ in specs], factors)
+    o = sgd(0.1, 0.025)
+    if outcome == 'refused':
+        with pytest.raises(ValueError, match='would be lost'):
+            for spec in specs:
+                build(spec, o)
+        return outcome
+    chain = [build(spec, o) for spec in specs]
+    seen = [[], []]
+    for _ in range(HORIZON):
+        for group, values in zip(o.param_groups, seen):
+            values.append(group['lr'])
+        o.step()
+        for s in chain:
+            s.step()
+    products = [[base * math.prod(f[t] for f in factors)
+                 for t in range(HORIZON)] for base in (0.1, 0.025)]
+    if outcome == 'exact':
+        assert seen == [pytest.approx(p, rel=1e-9, abs=1e-15)
+                        for p in products]
+    # in every case, layer decay keeps its ratio
+    assert seen[1] == pytest.approx([v / 4 for v in seen[0]], rel=1e-9,
+                                    abs=1e-15)
+    if outcome == 'lossy' and seen == [pytest.approx(p, rel=1e-9, abs=1e-15)
+                                       for p in products]:
+        return 'lossy, yet the product'  # the lost changes cancelled
+    return outcome
+
+
+@st.composite
+def chains(draw):
+    """A list of schedulers and a second order of the same list."""
+    specs = draw(st.lists(scheduler_specs(), min_size=1, max_size=4))
+    return specs, draw(st.permutations(range(len(specs))))
+
+
+@settings(max_examples=100)
+@given(chains())
+# the measured case: decay to 0 and warm-up from 0, both orders
+@example(([('LinearDecayLR', dict(begin=0, end=11, by_epoch=False)),
+           ('mmlr.LinearLR', dict(start_factor=0.0, end_factor=1.0, begin=0,
+                                  end=21, by_epoch=False))], [1, 0]))
+# refused one way, lossy the other (mmengine's LinearLR changes at 0 and 1)
+@example(([('LinearLR', dict(start_factor=0.2, end_factor=1.0, begin=0,
+                             end=5, by_epoch=False)),
+           ('mmlr.LinearLR', dict(start_factor=0.0, end_factor=1.0, begin=0,
+                                  end=11, by_epoch=False))], [1, 0]))
+# found by the sweep: mmengine's LinearLR multiplying by exactly 1 at step 0
+# is no change, though dividing out the ramp before it rounds
+@example(([('LinearDecayLR', dict(start_factor=0.0, end_factor=0.2, begin=0,
+                                  end=1, by_epoch=False)),
+           ('LinearLR', dict(start_factor=1.0, end_factor=0.0, begin=0,
+                             end=1, by_epoch=False)),
+           ('LinearDecayLR', dict(start_factor=0.0, end_factor=0.0, begin=0,
+                                  end=1, by_epoch=False))], [0, 1, 2]))
+def test_chains_give_the_product_of_factors_in_any_order(chain):
+    specs, order = chain
+    check_chain(specs, [range(len(specs)), order])
+
+
+def test_chain_outcomes_of_worked_examples():
+    # The rule by hand, for the generator above: warm-up from 0 over 10
+    # steps (mmlr) with mmengine's ExponentialLR from step 0, which changes
+    # the lr at step 1 (the warm-up's zero is at step 0).
+    warm = [0.0] + [t / 10 for t in range(1, HORIZON)]
+    exp = [0.9 ** t for t in range(HORIZON)]
+    assert chain_outcome(['mmlr.LinearLR', 'ExponentialLR'],
+                         [warm, exp]) == 'exact'
+    # listed first, ExponentialLR multiplies the 0 at step 1: lost
+    assert chain_outcome(['ExponentialLR', 'mmlr.LinearLR'],
+                         [exp, warm]) == 'lossy'
+    # mmengine's LinearLR changes the lr at step 0 and 1: no order is exact,
+    # and listed first the warm-up from 0 after it is refused
+    mm_linear = [0.5 + 0.5 * min(t, 4) / 4 for t in range(HORIZON)]
+    assert chain_outcome(['mmlr.LinearLR', 'LinearLR'],
+                         [warm, mm_linear]) == 'lossy'
+    assert chain_outcome(['LinearLR', 'mmlr.LinearLR'],
+                         [mm_linear, warm]) == 'refused'
+    # a decay that stays at 0 hides nothing that could come back
+    decay = [max(0.0, 1 - t / 5) for t in range(HORIZON)]
+    assert chain_outcome(['mmlr.LinearLR', 'ExponentialLR'],
+                         [decay, exp]) == 'exact'
+
+
+def test_start_lr_with_an_optimizer_lr_of_zero_is_refused_by_name():
+    with pytest.raises(ValueError, match=r'start_lr=1e-06 is a fraction of '
+                       r'the optimizer lr, which is 0'):
+        LinearLR(sgd(0.0), start_lr=1e-6, end=5)
+    with pytest.raises(ValueError, match='end_lr=0.001 .* optimizer lr'):
+        LinearDecayLR(sgd(0.0), end_lr=1e-3, end=5)
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(type='LinearDecayLR', total_steps=-5, by_epoch=True,
+          convert_to_iter_based=True), r'a number >= 0 .*got -5\b'),
+    (dict(type='LinearDecayLR', total_steps=True, by_epoch=True,
+          convert_to_iter_based=True), 'total_steps must be a number'),
+    (dict(type='LinearLrInterval', interval=-2, end=3, by_epoch=True,
+          convert_to_iter_based=True), r'interval must be .*got -2\b'),
+])
+def test_converted_time_arguments_are_checked_before_scaling(cfg, message):
+    # scaled first, -5 epochs became -50 iterations and interval=-2 a stair
+    # of one iteration
+    with pytest.raises(ValueError, match=message):
+        PARAM_SCHEDULERS.build(cfg, default_args=dict(optimizer=sgd(0.1),
+                                                      epoch_length=10))
+
+
+def test_total_steps_replaces_an_end_filled_in_beside_it(monkeypatch):
+    # A Runner fills end in from max_iters; total_steps decides the window
+    import mmlr.schedulers.ramp as ramp_module
+    logged = []
+    monkeypatch.setattr(ramp_module, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    o = sgd(0.1)
+    s = LinearDecayLR(o, total_steps=4, end=90, by_epoch=False)
+    assert (s.begin, s.end) == (0, 5)
+    assert logged == ['LinearDecayLR: total_steps=4 sets end=5; end=90 (a '
+                      'Runner fills it in from max_epochs/max_iters) is not '
+                      'used']
+    assert lrs_over(o, [s], 6) == pytest.approx(
+        [0.1, 0.075, 0.05, 0.025, 0.0, 0.0])
+
+
+class _Tiny(torch.nn.Module):
+    """The smallest model a Runner trains: one weight, loss = weight**2."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        return dict(loss=(self.weight ** 2).sum() + 0 * inputs.sum())
+
+
+@pytest.mark.parametrize('scheduler, end, expected', [
+    # 10 iterations; total_steps=4 by iteration: 0.1 * (1 - t/4), then 0
+    (dict(type='LinearDecayLR', total_steps=4, by_epoch=False), 5,
+     [0.1 * max(0.0, 1 - t / 4) for t in range(10)]),
+    # 2 epochs of 5 iterations; total_steps=1 epoch -> 5 iterations
+    (dict(type='LinearDecayLR', total_steps=1, by_epoch=True,
+          convert_to_iter_based=True), 6,
+     [0.1 * max(0.0, 1 - t / 5) for t in range(10)]),
+])
+def test_total_steps_in_a_runner(scheduler, end, expected, tmp_path):
+    from mmengine.hooks import Hook
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+
+    class Model(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.tiny = _Tiny()
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            return self.tiny(torch.stack(inputs))
+
+    class RecordLr(Hook):
+        seen = []
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self.seen.append(runner.optim_wrapper.get_lr()['lr'][0])
+
+    hook = RecordLr()
+    by_epoch = scheduler['by_epoch']
+    runner = Runner(
+        model=Model(),
+        work_dir=str(tmp_path),
+        experiment_name=f'total_steps_{by_epoch}',
+        train_dataloader=dict(
+            dataset=[dict(inputs=torch.zeros(1))] * 5,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate'), batch_size=1),
+        train_cfg=dict(by_epoch=True, max_epochs=2) if by_epoch else dict(
+            by_epoch=False, max_iters=10),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+        param_scheduler=[scheduler],
+        custom_hooks=[hook],
+        default_hooks=dict(checkpoint=None, logger=None),
+        default_scope='mmengine')  # mmlr is imported: bare LinearDecayLR
+    runner.train()
+    assert runner.param_schedulers[0].end == end
+    assert hook.seen == pytest.approx(expected, abs=1e-15)
+
+
+def test_total_steps_in_vis_lr_curves():
+    # the analysis fills end in as the Runner does (max_iters = 90)
+    from mmlr.analysis import TrainLength, build_tracks
+    wrapper = OptimWrapper(sgd(0.1))
+    tracks = build_tracks(wrapper, [dict(type='LinearDecayLR', total_steps=50,
+                                         by_epoch=False)],
+                          TrainLength(False, 1, 90, None))
+    assert tracks[0].schedulers[0].end == 51

@@ -3,7 +3,7 @@ import io
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mmengine.optim.scheduler import (CosineAnnealingLR, ExponentialLR,
                                       MultiStepLR)
@@ -60,13 +60,26 @@ def test_state_is_progress_only_plain_data_loading_weights_only(kind):
     assert set(state) - set(s.progress_keys) == {'type', 'settings'}
 
 
-@settings(max_examples=25, deadline=None)
+def refused(kinds: list[str]) -> bool:
+    """README's rule for these kinds: 'linear' starts at factor 0 at step 0,
+    and of the others only 'mm-linear' changes the lr at step 0, so a
+    'linear' listed after an 'mm-linear' that no earlier 'linear' holds at 0
+    is refused."""
+    for i, kind in enumerate(kinds):
+        if kind == 'mm-linear' and 'linear' not in kinds[:i]:
+            return 'linear' in kinds[i + 1:]
+    return False
+
+
+@settings(max_examples=25)
 @given(
     kinds=st.lists(st.sampled_from(['linear', 'decay', 'interval', 'mm-linear',
                                     'mm-multistep', 'mm-exp', 'mm-cos']),
                    min_size=1, max_size=4),
     stop=st.integers(min_value=0, max_value=20),
 )
+@example(kinds=['mm-linear', 'linear'], stop=0)  # refused
+@example(kinds=['linear', 'mm-linear', 'linear'], stop=3)  # not refused
 def test_random_chains_resume_exactly_and_keep_group_ratios(kinds, stop):
     """Property: for any chain of mmlr and mmengine schedulers, values stay
     finite and >= 0, groups keep their ratio, and saving at a random step and
@@ -88,6 +101,10 @@ def test_random_chains_resume_exactly_and_keep_group_ratios(kinds, stop):
         return built
 
     o = sgd(0.1, 0.025)
+    if refused(kinds):
+        with pytest.raises(ValueError, match='would be lost'):
+            chain(o)
+        return
     schedulers = chain(o)
     values = []
     for step in range(25):
@@ -160,3 +177,32 @@ def test_plain_turns_numpy_and_torch_scalars_into_python_numbers():
     with pytest.raises(TypeError, match='cannot store'):
         base.plain({'x': object()})
 
+
+
+def test_a_single_ramps_state_from_mmlr_0_1_resumes_exactly():
+    # mmlr 0.1 saved the value beneath a ramp's own factor as '_underlying';
+    # with one ramp that is the value beneath all ramps. lr 0.1, warm-up from
+    # 0 over 10 steps: after 4 steps the lr is 0.1 * 4 / 9, then 5/9, 6/9.
+    o = sgd(0.1)
+    warm = LinearLR(o, start_factor=0.0, end=10)
+    for _ in range(4):
+        o.step()
+        warm.step()
+    old = dict(warm.state_dict())
+    old['_underlying'] = old.pop('_value_beneath')
+    resumed_o = sgd(0.1)
+    resumed = LinearLR(resumed_o, start_factor=0.0, end=10)
+    resumed.load_state_dict(roundtrip(old))
+    resumed_o.param_groups[0]['lr'] = o.param_groups[0]['lr']
+    assert lrs_over(resumed_o, [resumed], 3)[1:] == pytest.approx(
+        [0.1 * 5 / 9, 0.1 * 6 / 9], rel=1e-12)
+
+
+def test_several_ramps_state_from_mmlr_0_1_is_refused():
+    o = sgd(0.1)
+    ramps = [LinearLR(o, start_factor=0.0, end=10),
+             LinearDecayLR(o, end=20)]
+    old = dict(ramps[0].state_dict())
+    old['_underlying'] = old.pop('_value_beneath')
+    with pytest.raises(ValueError, match='older mmlr whose ramps kept'):
+        ramps[0].load_state_dict(old)

@@ -24,12 +24,14 @@ def test_layer_decay_png_and_csv(tmp_path):
     values = np.array(rows[1:], dtype=float)
     assert values.shape == (30 * EPOCH, 14)
     assert values[EPOCH, 1] == 1.0  # the epoch column
-    for group in range(12):  # layer d's base lr is 2e-3 * 0.75 ** (5 - d)
+    # groups run top layer first: group g is at layer 5 - g // 2, whose
+    # base lr is 2e-3 * 0.75 ** (5 - layer) = 2e-3 * 0.75 ** (g // 2)
+    for group in range(12):
         np.testing.assert_allclose(values[:, 2 + group],
-                                   by_hand(2e-3 * 0.75**(5 - group // 2)),
+                                   by_hand(2e-3 * 0.75**(group // 2)),
                                    rtol=1e-9)
     assert 'WARNING' not in result.stdout
-    assert 'layer 5 (groups 10,11)' in result.stdout  # the summary table
+    assert 'layer 5 (groups 0,1)' in result.stdout  # the summary table
     assert 'one group at a time' not in result.stdout  # stepped as arrays
 
 

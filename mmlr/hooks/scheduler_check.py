@@ -1,7 +1,6 @@
 """Checks that keep a run's schedulers honest on resume and with plateaus."""
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from ..registry import HOOKS
 from ..schedulers.reduce import ReduceOnPlateauScheduler
@@ -32,14 +31,18 @@ class SchedulerCheckHook(Hook):
     - after a resume, runs the validation that the checkpoint missed:
       mmengine saves a checkpoint just *before* that epoch's (iteration's)
       validation, so without it a plateau schedule resumes one evaluation
-      late. The model is the checkpoint's, so the metric is the one the
-      uninterrupted run saw.
+      late (and ``ReduceLR`` warns). Whether one followed the checkpoint is
+      the train loop's own rule (``val_begin``, ``val_interval``,
+      ``dynamic_intervals``). The model is the checkpoint's, so the metric
+      is the one the uninterrupted run saw.
 
     Example:
         >>> custom_hooks = [dict(type='mmlr.SchedulerCheckHook')]
     """
 
     priority = 'VERY_LOW'
+    #: tells :class:`~mmlr.ReduceLR` not to warn about the missed validation
+    replays_missed_validation = True
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, '_resume', False):
@@ -83,23 +86,10 @@ class SchedulerCheckHook(Hook):
                 'run has no validation (val_dataloader/val_cfg): the lr '
                 'will never be reduced', logger='current', level=30)
             return
-        if getattr(runner, '_resume', False) and runner.iter > 0 and \
-                self._validates_now(runner) and any(
-                    s.last_metric_iter != runner.iter - 1 for s in plateaus):
+        if getattr(runner, '_resume', False) and any(
+                s.missed_validation(runner) for s in plateaus):
             print_log(
                 'Resumed from a checkpoint saved before its validation: '
                 'validating once so plateau schedules see that metric',
                 logger='current')
             runner.val_loop.run()
-
-    @staticmethod
-    def _validates_now(runner) -> bool:
-        """Whether the train loop validated right after the checkpoint."""
-        loop = runner.train_loop
-        if isinstance(loop, EpochBasedTrainLoop):
-            done = runner.epoch
-        elif isinstance(loop, IterBasedTrainLoop):
-            done = runner.iter
-        else:
-            return False
-        return done >= loop.val_begin and done % loop.val_interval == 0

@@ -15,7 +15,9 @@ from .layer_ids import backbones, layer_depths
 from .param_groups import (format_params, format_table, group_rows,
                            merge_groups, named_params, plan_params)
 from .param_rules import NoDecayHints, ParamRules, path_match
-from .paramwise_cfg import nearest, parse_paramwise_cfg
+from .paramwise_cfg import check_custom_field, nearest, parse_paramwise_cfg
+from .unmatched import (check_freeze, decays_nothing, unmatched_custom_keys,
+                        unmatched_depth_rules)
 
 # custom_keys fields that are not optimizer arguments.
 MULT_FIELDS = ('lr_mult', 'decay_mult')
@@ -32,15 +34,18 @@ class LayerDecayOptimWrapperConstructor:
 
     - **Layer decay**: the lr of a parameter at layer id ``d`` of ``n`` is
       ``lr * rate ** (n - 1 - d)`` (the top layer, head and neck, keeps
-      ``lr``). Ids come from the config's ``depth_rules``, the model's (or
-      its backbone's) ``get_layer_depth`` (mmpretrain),
+      ``lr``). Ids come from the config's ``depth_rules``, mmseg's and
+      mmdet's tables (with ``num_layers``, for the backbones they know),
+      the model's (or its backbone's) ``get_layer_depth`` (mmpretrain),
       ``lr_decay_keywords`` (InternVL), timm's ``group_matcher()``, or the
       trunk found in the module tree, in that order; see
       :mod:`mmlr.optim.layer_ids`.
     - **Merged groups**: parameters with identical settings share a group;
       each group has ``lr`` and ``weight_decay`` set (so mmengine's
       schedulers, ``auto_scale_lr`` and logging work) plus ``lr_scale`` and
-      ``layer_id`` as metadata.
+      ``layer_id`` as metadata. Groups are ordered top layer first, so
+      group 0, whose lr mmengine logs as the run's ``lr``, is at the
+      optimizer's ``lr`` (the table says so when no group is).
     - Frozen parameters are never put in a group, tied weights once, model
       wrappers are unwrapped with ``is_model_wrapper``; one table at INFO
       shows the groups.
@@ -63,12 +68,15 @@ class LayerDecayOptimWrapperConstructor:
             - ``num_layers`` (mmseg, mmdet, mmpose): number of blocks; ids
               then range over ``num_layers + 2``, and 1-D parameters and
               biases get no weight decay, as those repositories do.
-            - ``decay_type``: ``'layer_wise'`` (default) or ``'stage_wise'``
-              (one id per stage of the trunk, mmseg/mmdet ConvNeXt).
+            - ``decay_type``: ``'layer_wise'`` (default; mmseg's
+              ``'layer_wise_vit'`` is the same) or ``'stage_wise'`` (one id
+              per stage: mmseg/mmdet's ConvNeXt table, else the trunk's
+              stages; refused for a backbone without stages).
             - ``layer_decay_min_scale`` (timm): lower bound of the scale.
             - ``depth_source``: ``'auto'`` (default), ``'rules'``,
-              ``'get_layer_depth'``, ``'lr_decay_keywords'``,
-              ``'group_matcher'`` or ``'trunk'``.
+              ``'mmseg'`` (mmseg/mmdet's tables for ConvNeXt, BEiT and MAE
+              backbones, with ``num_layers``), ``'get_layer_depth'``,
+              ``'lr_decay_keywords'``, ``'group_matcher'`` or ``'trunk'``.
             - ``depth_rules``: ``[(regex, depth), ...]`` searched in full
               parameter names; names no rule matches go to the top and are
               reported.
@@ -81,10 +89,11 @@ class LayerDecayOptimWrapperConstructor:
             - ``dcn_lr_mult`` (InternVL): lr multiplier of DCNv3's
               ``offset``, ``attention_weights``,
               ``center_feature_scale_proj`` and ``alpha_beta``.
-            - ``freeze``: module paths whose parameters are frozen
-              (``'levels.1'`` matches whole name components, so not
-              ``levels.10``); ``keep_trainable``: paths exempt from it;
-              ``freeze_backbone`` (InternVL): level indices.
+            - ``freeze``: module paths (a list, or one as a string) whose
+              parameters are frozen (``'levels.1'`` matches whole name
+              components, so not ``levels.10``); ``keep_trainable``: paths
+              exempt from it; ``freeze_backbone`` (InternVL): level indices.
+              A path that matches no parameter is an error.
 
     Example:
         >>> # MAE ViT-B fine-tuning (mmpretrain's recipe)
@@ -136,15 +145,19 @@ class LayerDecayOptimWrapperConstructor:
         # Extra custom_keys fields become optimizer group keys; a typo there
         # (mmpose's ViTPose configs have 'decay_multi') would otherwise be
         # accepted by torch and silently do nothing.
-        args = list(inspect.signature(self.optimizer_cls).parameters)[1:]
+        params = inspect.signature(self.optimizer_cls).parameters
+        args = list(params)[1:]
         allowed = MULT_FIELDS + tuple(a for a in args if a != 'kwargs')
         for key, fields in self.cfg.custom_keys.items():
-            for name in fields:
+            for name, value in fields.items():
                 if name not in allowed:
                     raise ValueError(
                         f'paramwise_cfg.custom_keys[{key!r}] has unknown '
                         f'field {name!r}{nearest(name, allowed)}; allowed: '
                         f'{", ".join(allowed)}')
+                if name not in MULT_FIELDS:
+                    check_custom_field(f'custom_keys[{key!r}].{name}', value,
+                                       params[name].default)
 
     def plan(self, model: nn.Module) -> tuple:
         """Work out the groups without building an optimizer.
@@ -176,6 +189,7 @@ class LayerDecayOptimWrapperConstructor:
         entries = [e for e in named_params(model) if not e[4]]
         names = [name for name, *_ in entries]
         depths = layer_depths(model, names, self.cfg)
+        self._warn_unmatched(model, names, depths)
         hint_modules = [('', model)] + [
             t for t in backbones(model, self.cfg.backbone) if t[0]
         ]
@@ -185,6 +199,25 @@ class LayerDecayOptimWrapperConstructor:
         plans, report = plan_params(model, rules, depths, self.base_lr,
                                     self.base_wd, rate, self.cfg.min_scale)
         return merge_groups(plans), plans, report
+
+    def _warn_unmatched(self, model: nn.Module, names: list,
+                        depths) -> None:
+        """One WARNING line per config entry the model gives nothing to."""
+        model_name = type(model).__name__
+        warnings = unmatched_custom_keys(names, self.cfg.custom_keys,
+                                         model_name)
+        if self.cfg.layer_decay:
+            trunks = [path or model_name
+                      for path, _ in backbones(model, self.cfg.backbone)]
+            nothing = decays_nothing(depths, self.cfg.layer_decay_rate,
+                                     trunks)
+            if nothing is not None:
+                warnings.append(nothing)
+            elif depths.source == 'rules':
+                warnings += unmatched_depth_rules(names, self.cfg.depth_rules)
+        if get_rank() == 0:
+            for message in warnings:
+                print_log(message, logger='current', level=logging.WARNING)
 
     def freeze(self, model: nn.Module) -> list[str]:
         """Set ``requires_grad=False`` on the parameters ``freeze`` names.
@@ -204,6 +237,9 @@ class LayerDecayOptimWrapperConstructor:
         frozen = []
         if not self.cfg.freeze:
             return frozen
+        check_freeze([name for name, *_ in named_params(model)],
+                     self.cfg.freeze, self.cfg.keep_trainable,
+                     type(model).__name__)
         for name, param, *_ in named_params(model):
             if param.requires_grad and any(
                     path_match(name, p) for p in self.cfg.freeze) and not any(
@@ -211,6 +247,21 @@ class LayerDecayOptimWrapperConstructor:
                 param.requires_grad_(False)
                 frozen.append(name)
         return frozen
+
+    def _logged_lr_note(self, groups: list) -> str:
+        """A line under the table when the training log's ``lr`` (group
+        0's, as mmengine logs it) is not the optimizer's ``lr`` on its
+        schedule: every group then carries a layer scale or an lr_mult."""
+        lr = groups[0].hyper['lr']
+        if lr == self.base_lr:
+            return ''
+        # base_lr == 0 gives every group lr 0: no note, no division.
+        ratio = lr / self.base_lr
+        base = (f'; base_lr is optimizer.lr={self.base_lr:g} on its '
+                'schedule' if len(groups) > 1 else '')
+        return (f'\nno group has optimizer.lr={self.base_lr:g}: the training '
+                f'log\'s lr is group 0\'s ({ratio:.4g} x optimizer.lr on its '
+                f'schedule){base}')
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         groups, plans, report = self.plan(model)
@@ -220,7 +271,8 @@ class LayerDecayOptimWrapperConstructor:
         if get_rank() == 0:
             print_log(
                 'LayerDecayOptimWrapperConstructor:\n' +
-                format_table(group_rows(groups), report),
+                format_table(group_rows(groups), report) +
+                self._logged_lr_note(groups),
                 logger='current',
                 level=logging.INFO)
             if MMLogger.get_current_instance().isEnabledFor(logging.DEBUG):

@@ -10,16 +10,25 @@ names in ``paramwise_cfg.depth_source``):
 1. ``rules``: the config's ``depth_rules``, ``[(regex, depth), ...]``; the
    first regex found in a parameter's name decides. Names no rule matches go
    to the top and are reported.
-2. ``get_layer_depth``: the model's or its backbone's
+2. ``mmseg``: with ``num_layers`` in the config and a backbone mmseg's and
+   mmdet's ``LearningRateDecayOptimizerConstructor`` know (class name with
+   ``ConvNeXt``, ``BEiT`` or ``MAE``, in their layout), those
+   constructors' own tables, for ``decay_type`` ``'layer_wise'`` and
+   ``'stage_wise'``, with the config's ``num_layers``.
+3. ``get_layer_depth``: the model's or its backbone's
    ``get_layer_depth(name) -> (layer_id, num_layers)`` (mmpretrain).
-3. ``lr_decay_keywords``: the model's or its backbone's
+4. ``lr_decay_keywords``: the model's or its backbone's
    ``lr_decay_keywords(rate) -> {substring: lr ratio}`` (InternVL).
-4. ``group_matcher``: timm's ``group_matcher()``, grouped by timm's own
+5. ``group_matcher``: timm's ``group_matcher()``, grouped by timm's own
    ``group_parameters``, so ids equal timm's ``param_groups_layer_decay``.
-5. ``trunk``: found in the module tree (see :func:`find_trunk`).
+6. ``trunk``: found in the module tree (see :func:`find_trunk`).
 
 Asking the model first and parsing its structure last follows timm: the
-model knows its layout, a name parser only guesses it.
+model knows its layout, a name parser only guesses it. ``decay_type=
+'stage_wise'`` needs stages, which only ``mmseg`` (ConvNeXt) and ``trunk``
+(a trunk made of stages of blocks) know; any other source, or a trunk that
+is a flat run of blocks (ViT, BEiT), is refused rather than giving
+layer-wise ids.
 """
 import inspect
 import math
@@ -301,8 +310,110 @@ def _from_trunk(names: list, trunks: list, cfg: ParamwiseCfg) -> tuple:
     return ids, unplaced
 
 
-SOURCES = ('rules', 'get_layer_depth', 'lr_decay_keywords', 'group_matcher',
-           'trunk')
+# Names mmseg's and mmdet's tables send to the stem, compared in full.
+MMSEG_TOKENS = ('cls_token', 'mask_token', 'pos_embed')
+
+
+def mmseg_table(module: nn.Module) -> str | None:
+    """Which of mmseg's/mmdet's layer-id tables fits a backbone, if any.
+
+    Their ``LearningRateDecayOptimizerConstructor`` picks the table by the
+    backbone's class name: ``'ConvNeXt'`` in it gives the ConvNeXt tables,
+    ``'BEiT'`` or ``'MAE'`` the ViT table (mmseg only). The tables parse
+    mmpretrain's and mmseg's attribute names, so the layout is checked too:
+    timm's ConvNeXt (``stem``, ``stages.i.blocks.j``) is also called
+    ``ConvNeXt``, and the tables would put its stem at the top.
+
+    Returns:
+        str | None: ``'convnext'``, ``'vit'`` or None.
+    """
+    cls = type(module).__name__
+    children = dict(module.named_children())
+    stages = children.get('stages')
+    if ('ConvNeXt' in cls and 'downsample_layers' in children
+            and isinstance(stages, nn.Module) and len(list(
+                stages.children())) == 4):
+        return 'convnext'
+    if ('BEiT' in cls or 'MAE' in cls) and 'layers' in children:
+        return 'vit'
+    return None
+
+
+def _mmseg_convnext_layer_id(rel: str, blocks: int) -> int:
+    # mmseg get_layer_id_for_convnext(name, max_layer_id=num_layers):
+    # stage 2 is bucketed by 3 blocks, stage 3 shares the last block id.
+    parts = rel.split('.')
+    if rel in MMSEG_TOKENS:
+        return 0
+    if parts[0] == 'downsample_layers':
+        return (0, 2, 3, blocks)[int(parts[1])]
+    if parts[0] == 'stages':
+        stage, block = int(parts[1]), int(parts[2])
+        return (1, 2, 3 + block // 3, blocks)[stage]
+    return blocks + 1
+
+
+def _mmseg_convnext_stage_id(rel: str, total: int) -> int:
+    # mmseg get_stage_id_for_convnext(name, max_stage_id=num_layers + 2)
+    parts = rel.split('.')
+    if rel in MMSEG_TOKENS or parts[0] == 'downsample_layers':
+        return 0
+    if parts[0] == 'stages':
+        return int(parts[1]) + 1
+    return total - 1
+
+
+def _mmseg_vit_layer_id(rel: str, total: int) -> int:
+    # mmseg get_layer_id_for_vit(name, max_layer_id=num_layers + 2)
+    parts = rel.split('.')
+    if rel in MMSEG_TOKENS or rel.startswith('patch_embed'):
+        return 0
+    if parts[0] == 'layers':
+        return int(parts[1]) + 1
+    return total - 1
+
+
+def _from_mmseg(names: list, trunks: list, cfg: ParamwiseCfg) -> dict:
+    total = cfg.num_layers
+    ids = {}
+    for path, module in trunks:
+        table = mmseg_table(module)
+        for name in names:
+            rel = _relative(name, path)
+            if rel is None or name in ids:
+                continue
+            if table == 'vit':
+                layer_id = _mmseg_vit_layer_id(rel, total)
+            elif cfg.stage_wise:
+                layer_id = _mmseg_convnext_stage_id(rel, total)
+            else:
+                layer_id = _mmseg_convnext_layer_id(rel, total - 2)
+            ids[name] = (layer_id, total)
+        highest = max(((d, n) for n, (d, _) in ids.items()), default=None)
+        if highest is not None and highest[0] >= total:
+            # mmseg would scale these lrs above the base lr without a word.
+            raise ValueError(
+                f'paramwise_cfg.num_layers={total - 2} is too small for '
+                f'{type(module).__name__}: mmseg\'s {table} table puts '
+                f'{highest[1]!r} at layer id {highest[0]}, above the top '
+                f'id {total - 1}, which would scale its lr above the base '
+                f'lr; use num_layers >= {highest[0] - 1}')
+    # Outside the backbone (heads, necks): the top, as in mmseg.
+    ids.update({n: (total - 1, total) for n in names if n not in ids})
+    return ids
+
+
+def _staged(trunks: list) -> bool:
+    """Whether some trunk is made of stages of several blocks."""
+    return any(
+        blocks != [stage] for _, module in trunks
+        for stage, blocks in find_trunk(module))
+
+
+SOURCES = ('rules', 'mmseg', 'get_layer_depth', 'lr_decay_keywords',
+           'group_matcher', 'trunk')
+# The sources that know stages, for decay_type='stage_wise'.
+STAGE_SOURCES = ('mmseg', 'trunk')
 
 
 def layer_depths(model: nn.Module, names: list,
@@ -325,22 +436,31 @@ def layer_depths(model: nn.Module, names: list,
     if not cfg.layer_decay:
         return LayerDepths('none', {n: (0, 1) for n in names})
     trunks = backbones(model, cfg.backbone)
+    tables = {mmseg_table(module) for _, module in trunks}
     offered = {
         'rules': bool(cfg.depth_rules),
+        'mmseg': cfg.num_layers is not None and None not in tables
+        and (not cfg.stage_wise or tables == {'convnext'}),
         'get_layer_depth': cfg.model_hints
         and _owner(model, trunks, 'get_layer_depth') is not None,
         'lr_decay_keywords': cfg.model_hints
         and _owner(model, trunks, 'lr_decay_keywords') is not None,
         'group_matcher': cfg.model_hints
         and _owner(model, trunks, 'group_matcher') is not None,
-        'trunk': True,
+        'trunk': not cfg.stage_wise or _staged(trunks),
     }
     source = cfg.depth_source
-    if source == 'auto':
+    if cfg.stage_wise:
+        source = _stage_source(trunks, source, offered, cfg)
+    elif source == 'auto':
         source = next(s for s in SOURCES if offered[s])
     elif not offered[source]:
         hint = (' (model_hints=False switches model methods off)'
                 if not cfg.model_hints else '')
+        if source == 'mmseg':
+            hint = (' (it needs num_layers and a backbone whose class name '
+                    'has ConvNeXt, BEiT or MAE, in mmpretrain\'s or '
+                    'mmseg\'s layout)')
         raise ValueError(
             f"paramwise_cfg.depth_source={source!r}, but neither "
             f'{type(model).__name__} nor its backbone offers it{hint}; '
@@ -348,6 +468,8 @@ def layer_depths(model: nn.Module, names: list,
     unplaced = []
     if source == 'rules':
         ids, unplaced = _from_rules(names, cfg.depth_rules, cfg.num_layers)
+    elif source == 'mmseg':
+        ids = _from_mmseg(names, trunks, cfg)
     elif source == 'trunk':
         ids, unplaced = _from_trunk(names, trunks, cfg)
     else:
@@ -360,6 +482,37 @@ def layer_depths(model: nn.Module, names: list,
         ids = build(names, path, owner)
     _check_range(ids, source, cfg.num_layers)
     return LayerDepths(source, ids, unplaced)
+
+
+def _stage_source(trunks: list, source: str, offered: dict,
+                  cfg: ParamwiseCfg) -> str:
+    """The source for ``decay_type='stage_wise'``, or a clear refusal.
+
+    Only ``mmseg`` (ConvNeXt) and ``trunk`` (stages of blocks) know stages;
+    handing stage_wise to another source would quietly give layer-wise ids.
+    """
+    if source == 'auto':
+        if cfg.depth_rules:
+            raise ValueError(
+                "paramwise_cfg.decay_type='stage_wise' and depth_rules "
+                'both decide layer ids; keep one')
+        source = next((s for s in STAGE_SOURCES if offered[s]), None)
+    elif source not in STAGE_SOURCES:
+        raise ValueError(
+            f"paramwise_cfg.decay_type='stage_wise' needs stages, which "
+            f'depth_source={source!r} does not give (it gives its own ids); '
+            f'depth sources that honour stage_wise: {STAGE_SOURCES}, or use '
+            "decay_type='layer_wise'")
+    if source is None or not offered[source]:
+        names = [type(m).__name__ for _, m in trunks]
+        raise ValueError(
+            "paramwise_cfg.decay_type='stage_wise' needs a backbone made of "
+            'stages of blocks (mmseg and mmdet accept it for ConvNeXt only), '
+            f'but {", ".join(names)} '
+            f'{"has" if len(names) == 1 else "have"} a flat run of blocks '
+            f'(or none); accepted decay_type here: \'layer_wise\' '
+            '(or \'layer_wise_vit\')')
+    return source
 
 
 def _check_range(ids: dict, source: str, num_layers: int | None) -> None:

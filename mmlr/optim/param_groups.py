@@ -24,6 +24,7 @@ class ParamPlan:
     hyper: dict  # lr, weight_decay (if any) and extra optimizer keys
     layer_id: int
     lr_scale: float
+    lr_mult: float = 1.0  # custom_keys / bias / DCN multiplier, for order
 
 
 @dataclass
@@ -33,6 +34,7 @@ class GroupPlan:
     hyper: dict
     layer_id: int
     lr_scale: float
+    lr_mult: float = 1.0
     names: list = field(default_factory=list)
     params: list = field(default_factory=list)
 
@@ -113,7 +115,8 @@ def plan_params(model: nn.Module, rules: ParamRules, depths: LayerDepths,
         if base_wd is not None:
             hyper['weight_decay'] = base_wd * mult.decay_mult
         hyper.update(mult.extra)  # verbatim, as mmengine copies them
-        plans.append(ParamPlan(name, param, hyper, layer_id, scale))
+        plans.append(
+            ParamPlan(name, param, hyper, layer_id, scale, mult.lr_mult))
     return plans, report
 
 
@@ -125,9 +128,14 @@ def _key(plan: ParamPlan) -> str:
 def merge_groups(plans: list) -> list:
     """Merge parameters with identical settings into groups.
 
-    Groups are ordered by layer id, then by their first parameter's
-    registration order; inside a group parameters keep registration order.
-    The order depends only on the model and the config, so a checkpoint's
+    Groups are ordered top layer first (descending layer id); inside a
+    layer, groups without an lr multiplier (at the layer's plain lr) come
+    first, then by their first parameter's registration order; inside a
+    group parameters keep registration order. So group 0 is at the
+    optimizer's ``lr`` whenever the top layer has a trainable parameter
+    without an lr multiplier: mmengine logs group 0's lr as the run's
+    ``lr``, and users read that number as the lr they set. The
+    order depends only on the model and the config, so a checkpoint's
     optimizer state loads back into the same groups.
 
     Args:
@@ -141,10 +149,12 @@ def merge_groups(plans: list) -> list:
         group = groups.get(_key(plan))
         if group is None:
             group = groups[_key(plan)] = GroupPlan(
-                dict(plan.hyper), plan.layer_id, plan.lr_scale)
+                dict(plan.hyper), plan.layer_id, plan.lr_scale, plan.lr_mult)
         group.names.append(plan.name)
         group.params.append(plan.param)
-    return sorted(groups.values(), key=lambda g: g.layer_id)
+    # sorted() is stable: ties keep first-registration order.
+    return sorted(groups.values(),
+                  key=lambda g: (-g.layer_id, g.lr_mult != 1))
 
 
 @dataclass

@@ -6,6 +6,8 @@ Everything is checked when the constructor is built, so a typo fails before
 training starts, with the nearest known key in the message.
 """
 import difflib
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,7 @@ DECAY_MULT_KEYS = ('bias_decay_mult', 'norm_decay_mult', 'dwconv_decay_mult',
 LAYER_DECAY_KEYS = (
     'layer_decay_rate',  # mmpretrain, mmpose (ViTPose)
     'decay_rate',  # mmseg, mmdet: same as layer_decay_rate
-    'decay_type',  # mmseg, mmdet: 'layer_wise' | 'stage_wise'
+    'decay_type',  # mmseg, mmdet: 'layer_wise(_vit)' | 'stage_wise'
     'num_layers',  # mmseg, mmdet, mmpose: number of blocks (+2 layers)
     'layer_decay_min_scale',  # timm
     'depth_source',  # which source decides layer depths
@@ -32,15 +34,124 @@ LAYER_DECAY_KEYS = (
     'freeze_backbone',  # InternVL: level indices -> 'levels.{i}'
 )
 KNOWN_KEYS = MMENGINE_KEYS + LAYER_DECAY_KEYS
-DEPTH_SOURCES = ('auto', 'rules', 'get_layer_depth', 'lr_decay_keywords',
-                 'group_matcher', 'trunk')
+DEPTH_SOURCES = ('auto', 'rules', 'mmseg', 'get_layer_depth',
+                 'lr_decay_keywords', 'group_matcher', 'trunk')
+# mmseg's LearningRateDecayOptimizerConstructor tests ``'layer_wise' in
+# decay_type``, so 'layer_wise_vit' (what its BEiT constructor sets) is
+# layer-wise too.
 DECAY_TYPES = ('layer_wise', 'layer_wise_vit', 'stage_wise')
+# custom_keys fields that scale or set an lr or a weight decay: numbers >= 0.
+NON_NEGATIVE_FIELDS = ('lr_mult', 'decay_mult', 'lr', 'weight_decay')
 
 
 def nearest(word: str, choices) -> str:
     """``" (did you mean 'x'?)"`` for the closest choice, or ``''``."""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ''
+
+
+def is_number(value: Any) -> bool:
+    """An int or float (numpy's too), not a bool or a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_multiplier(name: str, value: Any) -> float:
+    """A multiplier of an lr or a weight decay: a finite number >= 0.
+
+    A string would be multiplied deep inside the build (or, through
+    ``float()``, accepted); a negative or NaN one trains with negative lrs or
+    a NaN loss.
+    """
+    if not is_number(value):
+        raise TypeError(f'paramwise_cfg.{name} must be a number >= 0, got '
+                        f'{value!r} ({type(value).__name__})')
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f'paramwise_cfg.{name} must be a finite number '
+                         f'>= 0, got {value!r}')
+    return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``True`` or ``False``: ``bool('false')`` is True."""
+    if not isinstance(value, bool):
+        raise TypeError(f'paramwise_cfg.{name} must be True or False, got '
+                        f'{value!r}')
+    return value
+
+
+def check_paths(name: str, value: Any) -> list:
+    """Module paths: a list of strings, or one string as a list of one.
+
+    ``list('backbone')`` would give one-letter paths that match nothing.
+    """
+    if value is None:
+        return []
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, (list, tuple)) or not all(
+            isinstance(p, str) and p.strip('.') for p in paths):
+        raise TypeError(f'paramwise_cfg.{name} must be a module path or a '
+                        "list of them, e.g. ['backbone.patch_embed'], got "
+                        f'{value!r}')
+    return list(paths)
+
+
+def check_custom_keys(custom_keys: Any) -> dict:
+    """``{substring: dict(field=value)}`` with numbers where they belong."""
+    if not isinstance(custom_keys, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict)
+            for k, v in custom_keys.items()):
+        raise TypeError('paramwise_cfg.custom_keys must be a dict of dicts '
+                        "with string keys, e.g. {'head': dict(lr_mult=10.)}, "
+                        f'got {custom_keys!r}')
+    for key, fields in custom_keys.items():
+        for name in NON_NEGATIVE_FIELDS:
+            if name in fields:
+                check_multiplier(f'custom_keys[{key!r}].{name}', fields[name])
+    return custom_keys
+
+
+def check_levels(value: Any) -> list:
+    """InternVL's ``freeze_backbone``: level indices."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0
+            for i in value):
+        raise TypeError('paramwise_cfg.freeze_backbone must be a list of '
+                        f'level indices >= 0, e.g. [0, 1], got {value!r}')
+    return list(value)
+
+
+def check_custom_field(where: str, value: Any, default: Any) -> None:
+    """An optimizer argument set by ``custom_keys``: of its default's type.
+
+    torch copies group keys verbatim, so ``eps='1e-8'`` would fail at the
+    first step and ``amsgrad='false'`` would be read as True.
+
+    Args:
+        where (str): ``"custom_keys['head'].eps"``, for the message.
+        value: The configured value.
+        default: The optimizer's default for the argument (unchecked when it
+            has none or it is None).
+    """
+    if isinstance(default, bool):
+        ok, what = isinstance(value, bool), 'True or False'
+    elif is_number(default):
+        ok, what = is_number(value), 'a number'
+        if ok and not math.isfinite(value):
+            raise ValueError(f'paramwise_cfg.{where} must be finite, got '
+                             f'{value!r}')
+    elif isinstance(default, (tuple, list)) and all(map(is_number, default)):
+        ok = isinstance(value, (tuple, list)) and len(value) == len(
+            default) and all(map(is_number, value))
+        what = f'{len(default)} numbers'
+    elif isinstance(default, str):
+        ok, what = isinstance(value, str), 'a string'
+    else:
+        return
+    if not ok:
+        raise TypeError(f'paramwise_cfg.{where} must be {what}, like the '
+                        f"optimizer's default {default!r}, got {value!r}")
 
 
 @dataclass
@@ -62,7 +173,7 @@ class ParamwiseCfg:
     layer_decay_rate: float | None = None
     min_scale: float = 0.0
     num_layers: int | None = None
-    stage_wise: bool = False
+    decay_type: str = 'layer_wise'
     depth_source: str = 'auto'
     depth_rules: list = field(default_factory=list)
     backbone: list | None = None
@@ -74,6 +185,11 @@ class ParamwiseCfg:
     def layer_decay(self) -> bool:
         """Whether depths must be worked out at all."""
         return self.layer_decay_rate is not None
+
+    @property
+    def stage_wise(self) -> bool:
+        """One layer id per stage of the backbone instead of per block."""
+        return self.decay_type == 'stage_wise'
 
 
 def _check_rate(name: str, value: Any) -> float:
@@ -106,18 +222,14 @@ def parse_paramwise_cfg(cfg: dict | None,
                 f'unknown paramwise_cfg key {key!r}{nearest(key, KNOWN_KEYS)}'
                 f'; accepted keys: {", ".join(KNOWN_KEYS)}')
     out = ParamwiseCfg()
-    custom_keys = cfg.pop('custom_keys', {}) or {}
-    if not isinstance(custom_keys, dict) or not all(
-            isinstance(v, dict) for v in custom_keys.values()):
-        raise TypeError('paramwise_cfg.custom_keys must be a dict of dicts, '
-                        "e.g. {'head': dict(lr_mult=10.)}, got "
-                        f'{custom_keys!r}')
+    custom_keys = check_custom_keys(cfg.pop('custom_keys', {}) or {})
     out.custom_keys = custom_keys
     for key in ('bias_lr_mult', 'dcn_offset_lr_mult', 'dcn_lr_mult',
                 *DECAY_MULT_KEYS):
         if key in cfg:
-            setattr(out, key, float(cfg.pop(key)))
-    cfg.pop('bypass_duplicate', None)  # shared parameters are always deduped
+            setattr(out, key, check_multiplier(key, cfg.pop(key)))
+    # shared parameters are always deduped
+    check_bool('bypass_duplicate', cfg.pop('bypass_duplicate', False))
 
     if 'layer_decay_rate' in cfg and 'decay_rate' in cfg:
         raise ValueError('paramwise_cfg has both layer_decay_rate and '
@@ -131,12 +243,13 @@ def parse_paramwise_cfg(cfg: dict | None,
             raise ValueError('paramwise_cfg.layer_decay_min_scale must be in '
                              f'[0, 1], got {value!r}')
         out.min_scale = float(value)
+    has_decay_type = 'decay_type' in cfg
     decay_type = cfg.pop('decay_type', 'layer_wise')
     if decay_type not in DECAY_TYPES:
         raise ValueError(f'paramwise_cfg.decay_type must be one of '
                          f'{DECAY_TYPES}, got {decay_type!r}'
                          f'{nearest(str(decay_type), DECAY_TYPES)}')
-    out.stage_wise = decay_type == 'stage_wise'
+    out.decay_type = decay_type
     if 'num_layers' in cfg:
         value = cfg.pop('num_layers')
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -171,11 +284,17 @@ def parse_paramwise_cfg(cfg: dict | None,
                          '", 1), ...]')
     backbone = cfg.pop('backbone', None)
     out.backbone = [backbone] if isinstance(backbone, str) else backbone
-    out.model_hints = bool(cfg.pop('model_hints', True))
-    out.freeze = list(cfg.pop('freeze', []))
-    out.freeze += [f'levels.{i}' for i in cfg.pop('freeze_backbone', None)
-                   or []]
-    out.keep_trainable = list(cfg.pop('keep_trainable', []))
+    out.model_hints = check_bool('model_hints', cfg.pop('model_hints', True))
+    out.freeze = check_paths('freeze', cfg.pop('freeze', []))
+    out.freeze += [
+        f'levels.{i}' for i in check_levels(cfg.pop('freeze_backbone', []))
+    ]
+    out.keep_trainable = check_paths('keep_trainable',
+                                     cfg.pop('keep_trainable', []))
+    if out.keep_trainable and not out.freeze:
+        raise ValueError('paramwise_cfg.keep_trainable exempts parameters '
+                         'from freeze, but freeze (or freeze_backbone) is '
+                         'empty; drop it or add freeze=[...]')
     assert not cfg, cfg  # every known key is consumed above
 
     if base_wd is None:
@@ -192,6 +311,9 @@ def parse_paramwise_cfg(cfg: dict | None,
     if out.layer_decay_rate is None and out.num_layers is not None:
         raise ValueError('paramwise_cfg.num_layers is given but no '
                          'layer_decay_rate (or decay_rate)')
+    if out.layer_decay_rate is None and has_decay_type:
+        raise ValueError(f'paramwise_cfg.decay_type={decay_type!r} is given '
+                         'but no decay_rate (or layer_decay_rate)')
     if out.min_scale and out.layer_decay_rate is None:
         raise ValueError('paramwise_cfg.layer_decay_min_scale needs '
                          'layer_decay_rate')

@@ -15,6 +15,10 @@ class LinearLR(LRSchedulerMixin, LinearRampScheduler):
     edge cases: ``start_factor=0`` warms up from zero without dividing by
     zero, and a one-step window (``end - begin == 1``) applies
     ``end_factor`` instead of leaving ``start_factor`` in place forever.
+    mmlr's ramps share the value beneath their factors, so together they
+    give the product of their factors in any order, zeros included; an
+    mmengine scheduler that changes the lr while a warm-up from 0 holds it
+    at 0 multiplies 0, and that change is lost.
     Registered as ``mmlr.LinearLR``; bare ``LinearLR`` keeps meaning
     mmengine's except under ``default_scope='mmlr'``.
 
@@ -33,12 +37,14 @@ class LinearLR(LRSchedulerMixin, LinearRampScheduler):
         start_lr (float, optional): Absolute start (timm's
             ``warmup_lr_init``) instead of ``start_factor``: the factor is
             ``start_lr / optimizer lr``, so groups with their own lr (layer
-            decay) keep their ratios.
+            decay) keep their ratios; the optimizer lr must be above 0.
         end_lr (float, optional): Absolute end (olm's ``end_lr``) instead of
             ``end_factor``, scaled the same way.
         total_steps (int, optional): olm's spelling of the length: the ramp
             reaches its end value after ``total_steps`` steps, i.e.
-            ``end = begin + total_steps + 1``. Not together with ``end``.
+            ``end = begin + total_steps + 1``. It replaces ``end``: a Runner
+            fills ``end`` in from ``max_epochs``/``max_iters``, and an
+            ``end`` beside ``total_steps`` is logged and not used.
 
     Example:
         >>> # warm up from an absolute 1e-6 over the first epoch, by iteration

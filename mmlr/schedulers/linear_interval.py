@@ -46,15 +46,14 @@ class LinearLrInterval(LRSchedulerMixin, LinearRampScheduler):
     default_end_factor = 0.0
 
     def __init__(self, optimizer, *args, interval: int = 1, **kwargs):
-        if isinstance(interval, bool) or not isinstance(
-                interval, int) or interval < 1:
-            raise ValueError(f'interval must be an int >= 1, got {interval!r}')
+        check_interval(interval)
         self.interval = interval
         super().__init__(optimizer, *args, **kwargs)
 
     @classmethod
     def _scale_time(cls, key: str, value, epoch_length: int):
         if key == 'interval':  # a stair is never shorter than one iteration
+            check_interval(value, unit='epochs')
             return max(1, int(math.ceil(value * epoch_length)))
         return super()._scale_time(key, value, epoch_length)
 
@@ -65,6 +64,19 @@ class LinearLrInterval(LRSchedulerMixin, LinearRampScheduler):
         k = min(t // self.interval, stairs)
         return self.start_factor + (self.end_factor -
                                     self.start_factor) * k / stairs
+
+
+def check_interval(interval, unit: str = 'steps') -> None:
+    """``interval`` must be a whole number of steps >= 1; in epochs
+    (``convert_to_iter_based``) any number > 0."""
+    if unit == 'steps':
+        valid = isinstance(interval, int) and interval >= 1
+    else:
+        valid = isinstance(interval, (int, float)) and interval > 0
+    if isinstance(interval, bool) or not valid:
+        kind = 'an int >= 1' if unit == 'steps' else 'a number > 0'
+        raise ValueError(f'interval must be {kind} ({unit} per stair), got '
+                         f'{interval!r}')
 
 
 __all__ = ['LinearLrInterval']

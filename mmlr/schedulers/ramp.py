@@ -1,87 +1,193 @@
 """The chainable core of mmlr's linear schedules: a factor curve applied on
 top of whatever the other schedulers in the list do."""
+import weakref
+
 import numpy as np
+from mmengine.logging import print_log
 from mmengine.optim.scheduler.param_scheduler import INF
 
 from .base import ResumableScheduler, base_lr_of, check_factor
 
 
-def _all_zero(values: list) -> bool:
-    # Runs every step: a float is tested as a float, the first non-zero
-    # value ends it; mmlr.analysis passes arrays (every curve of a config as
-    # one group), tested with np.any.
-    for value in values:
-        if value.__class__ is float:
-            if value != 0.0:
-                return False
-        elif np.any(value):
-            return False
-    return True
+class RampMemory:
+    """What the mmlr ramps scheduling one value of one optimizer share: each
+    group's value beneath all their factors.
+
+    The value a group holds is always ``beneath * (product of the factors
+    the ramps applied last)``. A ramp about to step first takes in what
+    other schedulers wrote since the last ramp did (``beneath = value /
+    product``); while the product is 0 (a ramp holds the value at 0) nothing
+    can be seen beneath it and ``beneath`` is kept. Because every ramp
+    divides out the product of *all* ramps, not only its own factor, a zero
+    of one ramp hides nothing of the others: ramps compose exactly, in any
+    order. What other schedulers do while the value is 0 is lost (they
+    multiply 0).
+
+    Worked example, lr 0.1: a decay from 1 to 0 over 10 steps listed before
+    a warm-up from 0 over 20. Step 0: beneath 0.1, factors 1 and 0, value
+    0. Step 1: the product is 0, so beneath stays 0.1; factors 0.9 and 1/20,
+    value 0.1 * 0.9 / 20 = 0.0045, in either order. (A ramp that kept only
+    the value beneath its own factor would read 0 beneath the decay and
+    lose its 0.9.)
+    """
+
+    def __init__(self):
+        self.ramps: list[weakref.ref] = []
+        self.beneath: list = []
+        # The objects the last ramp wrote into the groups: a group that still
+        # holds the very same object has not been changed by anyone since
+        # (an identity test, which is cheap and holds for floats and for the
+        # arrays mmlr.analysis steps alike).
+        self.written: list = []
+
+    def join(self, ramp: 'FactorScheduler') -> None:
+        self.ramps.append(weakref.ref(ramp))
+
+    def leave(self, ramp: 'FactorScheduler') -> None:
+        self.ramps = [r for r in self.ramps if r() not in (None, ramp)]
+
+    def product(self) -> float:
+        """Product of the factors the ramps applied last (1 for a ramp that
+        has not started)."""
+        product = 1.0
+        for ref in self.ramps:
+            ramp = ref()
+            if ramp is not None and ramp._applied_factor is not None:
+                product *= ramp._applied_factor
+        return product
+
+    def take_in(self, current: list) -> None:
+        """Update ``beneath`` from the groups' ``current`` values."""
+        live = [r for r in self.ramps if r() is not None]
+        if len(live) < len(self.ramps) or len(self.written) != len(current):
+            # A ramp was dropped (a list built and discarded; its factor is
+            # no longer divided out) or nothing was written yet: read every
+            # group's value.
+            self.ramps = live
+            self.written = [None] * len(current)
+        product = self.product()
+        if len(self.beneath) != len(current):  # the first ramp to step
+            self.beneath = [v / product if product else v for v in current]
+        elif product:  # else a ramp holds the value at 0: keep what we had
+            for k, value in enumerate(current):
+                if value is not self.written[k]:
+                    self.beneath[k] = value / product
+
+    def values(self) -> list:
+        """Each group's value: ``beneath`` times the ramps' factors."""
+        product = self.product()
+        self.written = [value * product for value in self.beneath]
+        return self.written
+
+    def restore(self, beneath: list) -> None:
+        self.beneath = list(beneath)
+        self.written = [None] * len(self.beneath)
+
+
+# optimizer -> {param_name: RampMemory}; weak, so a memory goes with its
+# optimizer and nothing is added to the optimizer object itself.
+_MEMORIES: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+
+def ramp_memory(optimizer, param_name: str) -> RampMemory:
+    """The memory shared by the ramps of ``param_name`` on ``optimizer``."""
+    return _MEMORIES.setdefault(optimizer, {}).setdefault(
+        param_name, RampMemory())
 
 
 class FactorScheduler(ResumableScheduler):
     """Multiply each group's value by ``factor_at(t)``, ``t`` counted from
     ``begin``, and compose with other schedulers by multiplication.
 
-    Each step divides out the factor applied last and applies the new one,
+    Each step divides out the factors applied last and applies the new one,
     so changes other schedulers make in between carry through, exactly as
-    mmengine's ``LinearLR`` composes (``lr * f(t) / f(t-1)``). The value seen
-    beneath the factor is remembered, so a factor of 0 (warm-up from zero)
-    never divides by zero. A ramp that starts while an earlier ramp's zero
-    factor holds the value at 0 takes the first non-zero value written
-    afterwards as the value beneath it, so ramps overlapping a warm-up from 0
-    listed first compose as the product of their factors; a warm-up from 0
-    listed after a scheduler that already scaled the value at step 0 is
-    refused (its factor would be lost). Subclasses define :meth:`factor_at`;
-    :meth:`value_at` is the closed form for checks and plots.
+    mmengine's ``LinearLR`` composes (``lr * f(t) / f(t-1)``). The ramps of
+    one optimizer share a :class:`RampMemory` of the value beneath all their
+    factors, so a factor of 0 (a warm-up from 0, a decay to 0) never divides
+    by zero and hides nothing from the other ramps: a list of ramps gives
+    the product of their factors in any order. Another scheduler that
+    changes the value while a ramp holds it at 0 multiplies 0, and its
+    change is lost; the case visible when the list is built (a ramp starting
+    at 0 listed after a scheduler that already changed the value at step 0)
+    is refused. Subclasses define :meth:`factor_at`; :meth:`value_at` is the
+    closed form for checks and plots.
     """
 
     progress_keys = ResumableScheduler.progress_keys + ('_applied_factor',
-                                                        '_underlying')
+                                                        '_value_beneath')
 
     def __init__(self, optimizer, param_name: str, begin: int = 0,
                  end: int = INF, last_step: int = -1, by_epoch: bool = True,
                  verbose: bool = False):
         self._applied_factor: float | None = None
-        self._underlying: list[float] = []
-        super().__init__(optimizer, param_name, begin, end, last_step,
-                         by_epoch, verbose)
+        self._memory = ramp_memory(optimizer, param_name)
+        self._memory.join(self)
+        try:
+            super().__init__(optimizer, param_name, begin, end, last_step,
+                             by_epoch, verbose)
+        except Exception:
+            self._memory.leave(self)
+            raise
+
+    @property
+    def _value_beneath(self) -> list:
+        """Each group's value beneath the factors of all ramps (saved in
+        every ramp's state; they are equal)."""
+        return list(self._memory.beneath)
+
+    @_value_beneath.setter
+    def _value_beneath(self, beneath: list) -> None:
+        self._memory.restore(beneath)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if '_underlying' in state_dict and '_value_beneath' not in state_dict:
+            # Written by mmlr 0.1, whose ramps each kept the value beneath
+            # their own factor: the same as beneath all ramps when this is
+            # the only one.
+            others = [r() for r in self._memory.ramps if r() is not self]
+            if others:
+                raise ValueError(
+                    f'{type(self).__name__}: this checkpoint was written by '
+                    'an older mmlr whose ramps kept separate state; with '
+                    f'{len(others) + 1} mmlr ramps on one optimizer it '
+                    'cannot be resumed exactly. Resume it with mmlr 0.1, '
+                    'or start from its weights with load_from')
+            state_dict = {**state_dict,
+                          '_value_beneath': state_dict['_underlying']}
+        super().load_state_dict(state_dict)
 
     def factor_at(self, t: int) -> float:
         """Factor for the ``t``-th step inside the window (``t >= 0``)."""
         raise NotImplementedError
 
-    def _get_value(self) -> list[float]:
-        current = [g[self.param_name] for g in self.optimizer.param_groups]
-        if self.last_step == 0 or len(self._underlying) != len(current):
-            self._check_zero_start(current)
-            self._underlying = current
-        elif _all_zero(self._underlying) and not _all_zero(current):
-            # We started on a value another ramp's zero factor held at 0; it
-            # has since rewritten the value from its own memory, without our
-            # factor: that is the value beneath ours.
-            self._underlying = current
-        elif self._applied_factor:  # else: held at 0, keep what was beneath
-            self._underlying = [v / self._applied_factor for v in current]
+    def _get_value(self) -> list:
+        self._memory.take_in(
+            [g[self.param_name] for g in self.optimizer.param_groups])
+        if self._global_step == 0:
+            self._check_zero_start()
         self._applied_factor = self.factor_at(self.last_step)
-        return [v * self._applied_factor for v in self._underlying]
+        return self._memory.values()
 
-    def _check_zero_start(self, current: list) -> None:
-        # A factor of 0 at construction wipes out what schedulers listed
-        # earlier applied at this same step: one that divides its factor out
-        # later (a ramp, mmengine's LinearLR or ConstantLR) would lose it.
-        # (A value already at 0 is another warm-up's: nothing to lose.)
-        if self._global_step != 0 or self.factor_at(0) != 0 or _all_zero(
-                current):
+    def _check_zero_start(self) -> None:
+        # Another scheduler listed earlier changed the value at step 0: it
+        # multiplies what it finds, so whatever it changes while this ramp
+        # holds the value at 0 (mmengine's LinearLR at the next step,
+        # ConstantLR when it ends) would be lost. The ramps' own changes are
+        # not in question: they are divided out of ``beneath`` (up to
+        # rounding, hence the tolerance: a scheduler that multiplied by 1
+        # changed nothing).
+        if self.factor_at(0) != 0:
             return
-        if any(np.any(value != base)
-               for value, base in zip(current, self.base_values)):
+        if any(np.any(abs(value - base) > 1e-9 * abs(base)) for value, base
+               in zip(self._memory.beneath, self.base_values)):
             raise ValueError(
                 f'{type(self).__name__} starts at factor 0, but a scheduler '
                 f'listed before it has already changed {self.param_name} at '
-                'step 0, and multiplying by 0 would lose its factor: list the '
-                'warm-up from 0 first in param_scheduler (or start it at a '
-                'small factor such as 1e-3)')
+                'step 0; it multiplies the value it finds, so its changes '
+                f'while {self.param_name} is 0 would be lost. Use mmlr\'s '
+                'ramps for it (mmlr.LinearLR instead of mmengine\'s '
+                'LinearLR or ConstantLR: they compose exactly in any '
+                'order), or start this one at a small factor such as 1e-3')
 
     def value_at(self, step: int) -> list[float]:
         """Each group's value after ``step`` steps when this scheduler acts
@@ -117,15 +223,17 @@ class LinearRampScheduler(FactorScheduler):
         self.end_factor = self._resolve_factor(optimizer, 'end', end_factor,
                                                end_lr, self.default_end_factor)
         if total_steps is not None:
-            if end != INF:
-                raise ValueError('give either total_steps or end, not both '
-                                 f'(total_steps={total_steps}, end={end})')
-            if isinstance(total_steps, bool) or not isinstance(
-                    total_steps, int) or total_steps < 0:
-                raise ValueError('total_steps must be an int >= 0, got '
-                                 f'{total_steps!r}')
+            check_total_steps(total_steps)
             # olm: values at t = 0..total_steps, the last one reached at
-            # step total_steps, then held.
+            # step total_steps, then held. total_steps sets the window: an
+            # end beside it is the one a Runner fills in from max_epochs or
+            # max_iters (which it cannot tell from one the config wrote).
+            if end != INF and end != begin + total_steps + 1:
+                print_log(
+                    f'{type(self).__name__}: total_steps={total_steps} sets '
+                    f'end={begin + total_steps + 1}; end={end} (a Runner '
+                    'fills it in from max_epochs/max_iters) is not used',
+                    logger='current')
             end = begin + total_steps + 1
         if end >= INF:
             raise ValueError(
@@ -144,10 +252,21 @@ class LinearRampScheduler(FactorScheduler):
         if lr is not None:
             base = base_lr_of(optimizer)
             check_factor(f'{which}_lr', lr, high=float('inf'))
+            if base == 0:
+                raise ValueError(
+                    f'{which}_lr={lr} is a fraction of the optimizer lr, '
+                    f'which is 0: give the optimizer an lr > 0 (optimizer.lr '
+                    f'in the config), or use {which}_factor')
             return check_factor(
                 f'{which}_lr / optimizer lr ({lr} / {base})', lr / base)
         return check_factor(f'{which}_factor',
                             default if factor is None else factor)
+
+    @classmethod
+    def _scale_time(cls, key: str, value, epoch_length: int):
+        if key == 'total_steps':  # checked in epochs, before scaling
+            check_total_steps(value, unit='epochs')
+        return super()._scale_time(key, value, epoch_length)
 
     @property
     def ramp_length(self) -> int:
@@ -162,3 +281,15 @@ class LinearRampScheduler(FactorScheduler):
         progress = min(t, self.ramp_length) / self.ramp_length
         return self.start_factor + (self.end_factor -
                                     self.start_factor) * progress
+
+
+def check_total_steps(total_steps, unit: str = 'steps') -> None:
+    """``total_steps`` must be a whole number of steps >= 0; in epochs
+    (``convert_to_iter_based``) a fraction is allowed."""
+    number = int if unit == 'steps' else (int, float)
+    if isinstance(total_steps, bool) or not isinstance(
+            total_steps, number) or not total_steps >= 0:
+        kind = 'an int' if unit == 'steps' else 'a number'
+        raise ValueError(
+            f'total_steps must be {kind} >= 0 ({unit} from the first to the '
+            f'last value of the ramp), got {total_steps!r}')

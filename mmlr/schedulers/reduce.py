@@ -1,13 +1,16 @@
 """``ReduceLR``: reduce the learning rate when a metric stops improving."""
+import logging
 import math
 from numbers import Real
 
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import INF
+from mmengine.runner import EpochBasedTrainLoop
 
 from ..registry import PARAM_SCHEDULERS
 from .base import ResumableScheduler, check_factor
+from .resume_validation import iteration_before_validation, resuming_runner
 
 TRAIN_PREFIX = 'train/'
 
@@ -96,6 +99,39 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
     def watches_training(self) -> bool:
         return self.monitor.startswith(TRAIN_PREFIX)
 
+    def missed_validation(self, runner) -> bool:
+        """Whether the resumed ``runner`` validates right after the step its
+        checkpoint was written at, and this scheduler's state (as loaded)
+        lacks the check of that validation."""
+        if self.watches_training:
+            return False  # checked at the step itself, before the save
+        iteration = iteration_before_validation(runner)
+        return iteration is not None and self.last_metric_iter != iteration \
+            and self._in_window(max(self._global_step - 1, 0))
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load progress as the base class does. If the Runner resuming
+        this state will not run the validation its checkpoint was written
+        before (no hook replays it), say in one warning what is lost and
+        how to fix it."""
+        super().load_state_dict(state_dict)
+        runner = resuming_runner()
+        if runner is None or not self.missed_validation(runner) or any(
+                getattr(hook, 'replays_missed_validation', False)
+                for hook in runner.hooks):
+            return
+        loop = runner.train_loop
+        point = f'epoch {loop.epoch}' if isinstance(
+            loop, EpochBasedTrainLoop) else f'iteration {loop.iter}'
+        print_log(
+            f'{type(self).__name__}: the checkpoint of {point} was written '
+            'before the validation that follows it, so this resumed run '
+            f'never checks that validation\'s {self.monitor!r}: lr reductions '
+            'can come one validation later than in an uninterrupted run. To '
+            "run that validation on resume, add dict(type='mmlr."
+            "SchedulerCheckHook') to the config's custom_hooks (mmlr's "
+            'tools/train.py adds it)', logger='current', level=logging.WARNING)
+
     def _get_value(self) -> list[float]:
         return [g[self.param_name] for g in self.optimizer.param_groups]
 
@@ -130,7 +166,7 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
                 print_log(
                     f'ReduceLR: {self.monitor!r} is not among the validation '
                     f'metrics {sorted(metrics)}; not reducing (strict=False)',
-                    logger='current', level=30)
+                    logger='current', level=logging.WARNING)
         self._last_value = self._get_value()
 
     def _in_window(self, finished: int) -> bool:
@@ -160,7 +196,7 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
         if not math.isfinite(value):
             print_log(
                 f'ReduceLR: {self.monitor} = {value}; counted as no '
-                'improvement', logger='current', level=30)
+                'improvement', logger='current', level=logging.WARNING)
         if math.isfinite(value) and self._is_better(value):
             self.best = value
             self.num_bad_checks = 0
@@ -215,6 +251,12 @@ class ReduceLR(LRSchedulerMixin, ReduceOnPlateauScheduler):
     counts when the epoch (iteration) just finished lies in
     ``[begin, end)``; in an ``IterBasedTrainLoop`` every validation belongs
     to epoch 0 (mmengine ends its only epoch after the last iteration).
+
+    mmengine writes a checkpoint just before the validation of its epoch
+    (iteration), so a run resumed from it loses that validation's check
+    unless :class:`~mmlr.SchedulerCheckHook` runs it again (mmlr's
+    ``tools/train.py`` adds the hook); without the hook such a resume logs
+    one warning saying so.
 
     Args:
         optimizer (Optimizer | OptimWrapper): Wrapped optimizer.
