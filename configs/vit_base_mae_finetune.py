@@ -5,8 +5,7 @@
 # over 100 epochs. The model is timm's vit_base_patch16_224 (random init),
 # so only the tools run on it without ImageNet:
 #   python tools/param_groups.py configs/vit_base_mae_finetune.py
-#   python tools/vis_lr.py configs/vit_base_mae_finetune.py --log-y \
-#       --dataset-size 1281167 --world-size 8
+#   python tools/vis_lr.py configs/vit_base_mae_finetune.py --log-y
 from mmengine.optim import CosineAnnealingLR, LinearLR
 from timm.models.vision_transformer import vit_base_patch16_224
 
@@ -37,3 +36,7 @@ param_scheduler = [
 ]
 train_dataloader = dict(batch_size=128)  # per GPU; 8 GPUs
 train_cfg = dict(by_epoch=True, max_epochs=100)
+# The recipe's data, for tools/vis_lr.py (no data set here): ImageNet-1k's
+# 1,281,167 training images on 8 GPUs of 128 images each, 1,252 iterations
+# per epoch. The flags of the same names override it.
+vis_lr_cfg = dict(dataset_size=1281167, world_size=8)

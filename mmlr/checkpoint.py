@@ -15,13 +15,29 @@ could load arbitrary objects:
   only those four methods and refuses everything else.
 
 Importing :mod:`mmlr` applies it (``custom_imports`` or ``tools/train.py``).
+
+torch's ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns ``weights_only`` off for
+every ``torch.load`` that does not pass it, mmengine's included: then a
+checkpoint runs whatever code it holds. mmlr's tools refuse to run while it
+is set unless ``--trust-checkpoint-code`` is given
+(:func:`refuse_forced_code_loading`), and they check the checkpoint a run
+loads before the Runner is built (:func:`check_checkpoint_file`).
 """
+import os
+import os.path as osp
 import pickle
+import re
+import zipfile
 from typing import Any
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+
+from .user_errors import UserError
+
+FORCE_NO_WEIGHTS_ONLY = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
+TRUST_FLAG = '--trust-checkpoint-code'
 
 HISTORY_BUFFER_METHODS = ('min', 'max', 'mean', 'current')
 
@@ -72,6 +88,91 @@ def mmengine_checkpoint_globals() -> list:
 def allow_mmengine_checkpoints() -> None:
     """Allow-list the globals of mmengine checkpoints for this process."""
     torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+
+
+def weights_only_forced_off() -> bool:
+    """Whether torch loads without ``weights_only`` when a caller does not
+    pass it: ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` set to one of the values
+    ``torch.load`` takes as true."""
+    return os.getenv(FORCE_NO_WEIGHTS_ONLY, '0').lower() in (
+        '1', 'y', 'yes', 'true')
+
+
+def refuse_forced_code_loading(trust_checkpoint_code: bool = False) -> None:
+    """Stop a tool while ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set, unless
+    the user named the risk with ``--trust-checkpoint-code``.
+
+    Raises:
+        UserError: The variable is set and ``trust_checkpoint_code`` is
+            False.
+    """
+    if weights_only_forced_off() and not trust_checkpoint_code:
+        raise UserError(
+            f'{FORCE_NO_WEIGHTS_ONLY} is set: torch.load would run any code '
+            'a checkpoint holds (--resume, load_from, pretrained weights); '
+            'mmlr loads mmengine checkpoints without it, so unset it, or '
+            f'pass {TRUST_FLAG} to load with it only files whose authors '
+            'you trust')
+
+
+def check_checkpoint_file(path: str, source: str = 'checkpoint',
+                          contents: bool = True) -> None:
+    """Check, before a long setup, that ``path`` is a checkpoint the run
+    can load: the file exists and (with ``contents``) loads with
+    ``weights_only=True`` under mmlr's allow-list.
+
+    Zip-format files are memory-mapped, so the weights are not read.
+
+    Args:
+        path (str): The checkpoint file.
+        source (str): Where the path came from (``'--resume'``,
+            ``'load_from'``), for the message.
+        contents (bool): Also load it. Defaults to True.
+
+    Raises:
+        UserError: ``not a readable checkpoint: PATH`` with the reason; a
+            file that asks for code (a global outside the allow-list) is
+            refused without anything of it running.
+
+    Example:
+        >>> check_checkpoint_file('work_dirs/vit_digits/epoch_1.pth')
+    """
+    if not osp.isfile(path):
+        raise UserError(f'{source}: checkpoint {path} does not exist')
+    if not contents:
+        return
+    try:
+        with open(path, 'rb') as file:
+            mmap = zipfile.is_zipfile(file)
+        torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except Exception as error:  # every way a file can fail to load
+        raise UserError(f'not a readable checkpoint: {path} ({source}; '
+                        f'{_unreadable_reason(error, path)})') from None
+
+
+_REFUSED_GLOBAL = re.compile(r'GLOBAL (\S+) was not an allowed global')
+_REFUSED_GETATTR = re.compile(r'checkpoint asks for (getattr\(.*?\));')
+_PICKLER_MESSAGE = re.compile(r'WeightsUnpickler error:\s*(.+)')
+
+
+def _unreadable_reason(error: Exception, path: str) -> str:
+    # torch's own messages advise loading with weights_only=False: the
+    # reason is rebuilt from the parts that say what the file holds.
+    text = str(error)
+    asked = _REFUSED_GLOBAL.search(text) or _REFUSED_GETATTR.search(text)
+    if asked:
+        return (f'it asks for {asked.group(1)}, which is code, not data; '
+                'nothing of it ran')
+    if os.path.getsize(path) == 0:
+        return 'the file is empty'
+    if isinstance(error, EOFError):
+        return 'the file ends early'
+    detail = _PICKLER_MESSAGE.search(text)
+    if detail:
+        return detail.group(1).strip().splitlines()[0]
+    # The first sentence only: torch's advice follows it.
+    first = text.splitlines()[0].split('. ')[0] if text else ''
+    return f'{type(error).__name__}: {first}'
 
 
 allow_mmengine_checkpoints()

@@ -100,3 +100,25 @@ def gloo_world_of_one():
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def tool_main(name: str):
+    """``main`` of ``tools/<name>.py``, to run a tool in this process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        f'mmlr_tool_{name}', REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def user_error_line(capsys, main, *argv: str) -> str:
+    """Run a tool's ``main(argv)`` and return its one stderr line, checking
+    that it stopped as a user error: exit code 2, one line ``error: ...``."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(list(argv))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith('error: '), lines
+    return lines[0]

@@ -9,7 +9,9 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 import mmlr  # noqa: F401  (applies the allow-list)
-from mmlr.checkpoint import history_buffer_getattr
+from mmlr.checkpoint import (check_checkpoint_file, history_buffer_getattr,
+                             refuse_forced_code_loading)
+from mmlr.user_errors import UserError
 
 
 class _PickledAs:
@@ -115,3 +117,61 @@ def test_numpy_1_spelling_of_array_reconstruction_loads():
 
     assert loaded['a'].tolist() == [0.0, 1.0, 2.0]
     assert loaded['s'] == 2.5
+
+
+def test_check_checkpoint_file_takes_an_mmengine_checkpoint(tmp_path):
+    for zip_format in (True, False):
+        path = tmp_path / f'epoch_2_{zip_format}.pth'
+        torch.save(mmengine_like_checkpoint(), path,
+                   _use_new_zipfile_serialization=zip_format)
+        check_checkpoint_file(str(path), '--resume')  # nothing raised
+
+
+@pytest.mark.parametrize('zip_format', [True, False])
+@pytest.mark.parametrize('payload, asked', [
+    ('exec', 'exec'),
+    # through the allow-listed getattr: getattr(HistoryBuffer.__init__,
+    # '__globals__') would reach builtins and exec
+    ('getattr', "getattr(<class 'mmengine.logging.history_buffer."
+     "HistoryBuffer'>, '__init__')"),
+])
+def test_check_checkpoint_file_refuses_code_and_runs_none(
+        tmp_path, zip_format, payload, asked):
+    marker = tmp_path / 'payload_ran'
+    code = f'open({str(marker)!r}, "w").close()'
+    if payload == 'exec':
+        content = _PickledAs(exec, code)
+    else:
+        init = _PickledAs(getattr, HistoryBuffer, '__init__')
+        content = _PickledAs(getattr, init, '__globals__')
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': content}, path,
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(UserError) as error:
+        check_checkpoint_file(str(path), 'load_from')
+    assert str(error.value) == (
+        f'not a readable checkpoint: {path} (load_from; it asks for {asked}, '
+        'which is code, not data; nothing of it ran)')
+    assert not marker.exists()
+
+
+def test_forced_no_weights_only_load_needs_the_flag(monkeypatch):
+    for value in ('1', 'yes', 'TRUE', 'y'):  # what torch.load takes as set
+        monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', value)
+        with pytest.raises(UserError, match='--trust-checkpoint-code'):
+            refuse_forced_code_loading()
+        refuse_forced_code_loading(trust_checkpoint_code=True)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', 'off')
+    refuse_forced_code_loading()
+
+
+def test_truncated_checkpoint_is_not_readable_and_no_advice(tmp_path):
+    path = tmp_path / 'epoch_2.pth'
+    torch.save(mmengine_like_checkpoint(), path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])  # a save cut short
+    with pytest.raises(UserError) as error:
+        check_checkpoint_file(str(path), '--resume')
+    message = str(error.value)
+    assert message.startswith(f'not a readable checkpoint: {path} (--resume; ')
+    assert 'weights_only' not in message and '\n' not in message

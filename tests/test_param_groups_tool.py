@@ -3,7 +3,7 @@ device (ViT-B/16), with the per-parameter CSV."""
 import csv
 
 import pytest
-from conftest import run_tool
+from conftest import REPO, run_tool, tool_main, user_error_line
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -62,3 +62,37 @@ def test_linear_probe_counts_frozen():
     result = run_tool('tools/param_groups.py',
                       'configs/vit_digits_linear_probe.py')
     assert '54 frozen left out' in result.stdout
+
+
+param_groups_main = tool_main('param_groups')
+DIGITS = str(REPO / 'configs/vit_digits.py')
+LAYER_DECAY = ['optim_wrapper.constructor=LayerDecayOptimWrapperConstructor',
+               'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75']
+
+
+def test_bad_paramwise_key_is_one_line_naming_it(capsys):
+    # the constructor's own message, without its traceback
+    line = user_error_line(capsys, param_groups_main, DIGITS,
+                           '--cfg-options', *LAYER_DECAY,
+                           'optim_wrapper.paramwise_cfg.decay_multi=0.0')
+    assert line.startswith("error: unknown paramwise_cfg key 'decay_multi'")
+
+
+def test_unknown_model_type_is_one_line_without_a_cpu_retry(capsys):
+    line = user_error_line(capsys, param_groups_main, DIGITS,
+                           '--cfg-options', 'model.type=mmlr.NoSuchNet')
+    assert line.startswith('error: mmlr.NoSuchNet is not in the '
+                           'mmengine::model registry.')
+
+
+def test_unknown_optimizer_argument_is_one_line(capsys):
+    line = user_error_line(capsys, param_groups_main, DIGITS,
+                           '--cfg-options', 'optim_wrapper.optimizer.lrr=1')
+    assert line == ("error: AdamW.__init__() got an unexpected keyword "
+                    "argument 'lrr'")
+
+
+def test_debug_flag_shows_the_traceback():
+    with pytest.raises(ValueError, match="unknown paramwise_cfg key"):
+        param_groups_main([DIGITS, '--debug', '--cfg-options', *LAYER_DECAY,
+                           'optim_wrapper.paramwise_cfg.decay_multi=0.0'])

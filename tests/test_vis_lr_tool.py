@@ -4,8 +4,11 @@ import csv
 
 import matplotlib.image as mpimg
 import numpy as np
-from conftest import run_tool
+import pytest
+from conftest import REPO, run_tool, tool_main, user_error_line
 from test_analysis_curves import EPOCH, by_hand
+
+from mmlr.analysis import load_config, metrics_coverage, train_length
 
 
 def test_layer_decay_png_and_csv(tmp_path):
@@ -59,3 +62,94 @@ def test_help_explains_flags():
     for flag in ('--metrics', '--iters-per-epoch', '--dataset-size',
                  '--param', '--log-y', '--size', '--cfg-options'):
         assert flag in text
+
+
+vis_lr_main = tool_main('vis_lr')
+DIGITS = str(REPO / 'configs/vit_digits.py')
+MAE = str(REPO / 'configs/vit_base_mae_finetune.py')
+
+
+def test_mae_example_runs_as_listed_with_its_recipe_data_size(
+        capsys, tmp_path):
+    # README lists `python tools/vis_lr.py configs/vit_base_mae_finetune.py`
+    # with no flag. ImageNet-1k's 1,281,167 images on 8 GPUs: each takes
+    # ceil(1281167 / 8) = 160,146 per epoch, in batches of 128:
+    # ceil(160146 / 128) = 1,252 iterations per epoch.
+    vis_lr_main([MAE, '--out', str(tmp_path / 'mae.png'), '--csv', 'none',
+                 '--no-progress'])
+    out = capsys.readouterr().out
+    assert out.startswith('vit_base_mae_finetune.py: 100 epochs x 1252 '
+                          'iterations; model on meta; 28 groups')
+    assert (tmp_path / 'mae.png').exists()
+
+
+def test_flags_override_the_configs_data_size():
+    cfg = load_config(MAE)
+    # 16 GPUs: ceil(1281167 / 16) = 80,073 images, ceil(80073 / 128) = 626
+    assert train_length(cfg, world_size=16).epoch_length == 626
+    assert train_length(cfg, iters_per_epoch=10).max_iters == 1000
+    # 1000 images in batches of 10 on the config's 8 GPUs:
+    # ceil(1000 / 8) = 125 images, ceil(125 / 10) = 13 batches
+    assert train_length(cfg, dataset_size=1000,
+                        batch_size=10).epoch_length == 13
+
+
+@pytest.mark.parametrize('flags, message', [
+    # --world-size 0 was blamed on the data set (ZeroDivisionError)
+    (['--world-size', '0'], 'argument --world-size: must be at least 1, '
+     'got 0'),
+    # --batch-size 0 was replaced by the config's batch size without a word
+    (['--batch-size', '0'], 'argument --batch-size: must be at least 1, '
+     'got 0'),
+    (['--iters-per-epoch', '-3'], 'argument --iters-per-epoch: must be at '
+     'least 1, got -3'),
+    (['--dataset-size', 'many'], "argument --dataset-size: expected a whole "
+     "number, got 'many'"),
+    # matplotlib died with bad_alloc on a 100000 x 100000 canvas
+    (['--size', '100000x100000'], '--size: each side must be 50 to 10000 '
+     'pixels, got 100000x100000'),
+    (['--size', '20000x600'], '--size: each side must be 50 to 10000 '
+     'pixels, got 20000x600'),
+    (['--size', 'large'], "--size takes WIDTHxHEIGHT in pixels, got "
+     "'large'"),
+])
+def test_bad_flags_are_one_line(capsys, tmp_path, flags, message):
+    line = user_error_line(capsys, vis_lr_main, DIGITS, '--out',
+                           str(tmp_path / 'x.png'), '--csv', 'none', *flags)
+    assert message in line
+
+
+def test_config_that_does_not_load_is_one_line(capsys, tmp_path):
+    broken = tmp_path / 'broken.py'
+    broken.write_text('train_cfg = dict(max_epochs=3\n')
+    line = user_error_line(capsys, vis_lr_main, str(broken))
+    assert line.startswith(f'error: config {broken}: SyntaxError: ')
+
+
+def test_bad_config_data_size_names_the_key(capsys, tmp_path):
+    line = user_error_line(capsys, vis_lr_main, MAE, '--out',
+                           str(tmp_path / 'x.png'), '--cfg-options',
+                           'vis_lr_cfg.world_size=0')
+    assert line == ('error: vis_lr_cfg.world_size must be a positive '
+                    'integer, got 0')
+
+
+def test_fewer_metrics_than_validations_says_how_many_and_what_was_assumed(
+        capsys, tmp_path):
+    # the plateau example validates after each of its 30 epochs of 45
+    # iterations: 2 values cover the first two, the 28 from the one after
+    # iteration 3 * 45 = 135 on get none
+    vis_lr_main([str(REPO / 'configs/vit_digits_plateau.py'), '--metrics',
+                 '0.5,0.6', '--out', str(tmp_path / 'p.png'), '--csv',
+                 'none'])
+    assert ('note: --metrics has 2 values for 30 validations: the last 28 '
+            '(from the one after iteration 135 on) got no value, so plateau '
+            'schedulers kept their lr there') in capsys.readouterr().out
+
+
+def test_metrics_coverage_counts_both_ways():
+    assert metrics_coverage([0.1, 0.2], [10, 20]) is None
+    assert metrics_coverage([0.1, 0.2, 0.3], [10]) == (
+        '--metrics has 3 values for 1 validations: the last 2 were not used')
+    assert 'the last 1 (from the one after iteration 30 on)' in \
+        metrics_coverage([0.1, 0.2], [10, 20, 30])

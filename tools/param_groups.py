@@ -2,13 +2,14 @@
 lr_scale, weight decay, tensor and element counts, example names.
 
     python tools/param_groups.py CONFIG [--per-param FILE.csv]
-        [--device {meta,cpu}] [--cfg-options KEY=VALUE ...]
+        [--device {meta,cpu}] [--cfg-options KEY=VALUE ...] [--debug]
 
 Works with any optim-wrapper constructor: mmlr's
 LayerDecayOptimWrapperConstructor reports its plan, others (mmengine's
 DefaultOptimWrapperConstructor, ...) build the optimizer and the groups are
 read back. The model is built on the meta device, so configs of models too
-big for this machine work too.
+big for this machine work too. Errors in the input are one ``error:`` line
+(exit code 2); ``--debug`` shows the traceback.
 """
 import argparse
 import logging
@@ -23,10 +24,12 @@ from mmengine.logging import MMLogger  # noqa: E402
 from mmlr.analysis import (build_model, group_report,  # noqa: E402
                            load_config, write_param_csv)
 from mmlr.launch import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
+                              report_user_errors)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         description='Show which lr and weight decay each parameter of a '
         'config\'s model gets, as one line per optimizer group.',
         epilog='examples:\n'
@@ -50,6 +53,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    with report_user_errors(args.debug):
+        show(args)
+
+
+def show(args: argparse.Namespace) -> None:
     # The constructor's own INFO table would repeat the one printed here.
     MMLogger.get_instance('mmlr_param_groups', log_level=logging.WARNING)
     cfg = load_config(args.config, args.cfg_options)

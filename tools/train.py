@@ -3,11 +3,15 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume [auto|PATH]]
                                  [--amp] [--cfg-options KEY=VALUE ...]
                                  [--launcher {none,pytorch,slurm,mpi}]
+                                 [--trust-checkpoint-code] [--debug]
 
 The flags are those of mmpretrain's and mmdet's ``tools/train.py``. Beyond
 them, this script lets ``tools/dist_train.sh CONFIG N`` run on machines with
 no GPU (gloo backend, DDP without device ids) and resumes on torch >= 2.6
-(``import mmlr`` allow-lists what mmengine checkpoints hold).
+(``import mmlr`` allow-lists what mmengine checkpoints hold). A bad config,
+option, launcher environment or checkpoint stops it with one ``error:``
+line (exit code 2) before the Runner prints its environment, where it can be
+known then; ``--debug`` shows the traceback.
 """
 import argparse
 import os
@@ -18,12 +22,15 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmlr.launch import (add_cfg_options, build_runner,  # noqa: E402
-                         check_config_args, end_process_group, prepare_config,
-                         summary_line)
+                         check_checkpoint_inputs, check_config_args,
+                         check_optim_wrapper_cfg, end_process_group,
+                         prepare_config, summary_line)
+from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
+                              report_user_errors)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         description='Train a model with mmengine (and mmlr).')
     parser.add_argument('config', help='path of the config file')
     parser.add_argument(
@@ -47,6 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher for distributed training')
+    parser.add_argument(
+        '--trust-checkpoint-code',
+        action='store_true',
+        help='run even though TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, which '
+        'makes torch.load run any code a checkpoint holds; only for '
+        'checkpoints whose authors you trust (without the variable, '
+        'checkpoints always load as data only)')
     # torch.distributed.launch passes --local-rank (older: --local_rank)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -56,17 +70,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def train(cfg) -> None:
-    """Build the Runner, train and log the summary line. The Runner is a
-    local: once this returns, only its own reference cycles keep it, which
-    ``end_process_group`` collects."""
-    runner = build_runner(cfg)
-    runner.train()
-    runner.logger.info(summary_line(runner))
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
+    with report_user_errors(args.debug):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Check the config and checkpoint inputs, train, and in a distributed
+    run end the process group cleanly."""
     cfg = prepare_config(
         args.config,
         work_dir=args.work_dir,
@@ -74,6 +86,8 @@ def main(argv=None) -> None:
         amp=args.amp,
         cfg_options=args.cfg_options,
         launcher=args.launcher)
+    check_checkpoint_inputs(cfg, args.trust_checkpoint_code)
+    check_optim_wrapper_cfg(cfg)
     if cfg.launcher == 'none':
         train(cfg)
         return
@@ -84,6 +98,15 @@ def main(argv=None) -> None:
         end_process_group(all_ranks_done=False)
         raise
     end_process_group()
+
+
+def train(cfg) -> None:
+    """Build the Runner, train and log the summary line. The Runner is a
+    local: once this returns, only its own reference cycles keep it, which
+    ``end_process_group`` collects."""
+    runner = build_runner(cfg)
+    runner.train()
+    runner.logger.info(summary_line(runner))
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ parameter group a config trains with, without training.
         [--size 1000x600] [--param {lr,momentum,weight_decay}]
         [--iters-per-epoch N | --dataset-size N [--batch-size B]]
         [--world-size W] [--metrics 0.5,0.6,... | FILE]
-        [--cfg-options KEY=VALUE ...]
+        [--cfg-options KEY=VALUE ...] [--debug]
 
 The config's own model (on the meta device: no weights are allocated), its
 optim-wrapper constructor (layer decay included) and its ``param_scheduler``
@@ -13,7 +13,10 @@ are built as the Runner builds them, then the schedulers are stepped as
 mmengine's ParamSchedulerHook steps them. The tool writes a PNG, a CSV of
 every group's value at every iteration, prints a summary table and warns
 about overlapping or missing scheduler windows, an eta_min above a decayed
-group's lr, and ends beyond the run.
+group's lr, and ends beyond the run. A config whose data set is not on this
+machine can name its size in ``vis_lr_cfg`` (the flags' keys). Errors in
+the input are one ``error:`` line (exit code 2); ``--debug`` shows the
+traceback.
 """
 import argparse
 import logging
@@ -30,13 +33,32 @@ from mmengine.utils import ProgressBar  # noqa: E402
 
 from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
                            build_tracks, check_schedule, load_config,
-                           parse_metrics, plateau_inputs, plot_curves,
-                           simulate, summary_table, train_length, write_csv)
+                           metrics_coverage, parse_metrics, plateau_inputs,
+                           plot_curves, simulate, summary_table, train_length,
+                           write_csv)
 from mmlr.launch import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
+                              report_user_errors)
+
+# Pixels per side: matplotlib allocates the whole canvas, so a typo such as
+# 100000x100000 would ask for 40 GB.
+MIN_SIZE, MAX_SIZE = 50, 10000
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected a whole number, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         description='Plot each parameter group\'s learning rate over a '
         'config\'s whole training run, without training. Writes a PNG and '
         'a CSV and prints a summary and warnings.',
@@ -61,20 +83,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='logarithmic value axis (layer decay spans '
                         'decades)')
     parser.add_argument('--size', default='1000x600', metavar='WxH',
-                        help='picture size in pixels (default: 1000x600)')
+                        help='picture size in pixels, each side '
+                        f'{MIN_SIZE} to {MAX_SIZE} (default: 1000x600)')
     parser.add_argument(
-        '--iters-per-epoch', type=int, help='iterations per epoch; by '
-        'default the training data set is built and its length divided by '
-        'the batch size')
-    parser.add_argument('--dataset-size', type=int,
+        '--iters-per-epoch', type=positive_int, help='iterations per epoch; '
+        'by default the config\'s vis_lr_cfg is read, else the training '
+        'data set is built and its length divided by the batch size')
+    parser.add_argument('--dataset-size', type=positive_int,
                         help='training samples (instead of building the '
                         'data set)')
-    parser.add_argument('--batch-size', type=int,
+    parser.add_argument('--batch-size', type=positive_int,
                         help='samples per batch and GPU (default: the '
                         'config\'s train_dataloader.batch_size)')
-    parser.add_argument('--world-size', type=int, default=1,
+    parser.add_argument('--world-size', type=positive_int,
                         help='number of training processes (GPUs); each '
-                        'sees 1/W of the data set per epoch (default: 1)')
+                        'sees 1/W of the data set per epoch (default: the '
+                        'config\'s vis_lr_cfg.world_size, else 1)')
     parser.add_argument(
         '--metrics', help='validation metric values for plateau schedulers '
         '(ReduceLR): comma-separated numbers, or a file of them; one is fed '
@@ -93,8 +117,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     try:
         width, _, height = args.size.lower().partition('x')
         args.size = (int(width), int(height))
-        if min(args.size) < 50:
-            raise ValueError('--size must be at least 50x50')
+    except ValueError:
+        parser.error(f'--size takes WIDTHxHEIGHT in pixels, got '
+                     f'{args.size!r}')
+    if not all(MIN_SIZE <= side <= MAX_SIZE for side in args.size):
+        parser.error(f'--size: each side must be {MIN_SIZE} to {MAX_SIZE} '
+                     f'pixels, got {args.size[0]}x{args.size[1]}')
+    try:
         args.metrics = parse_metrics(args.metrics) if args.metrics else None
     except ValueError as error:
         parser.error(str(error))
@@ -110,6 +139,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    with report_user_errors(args.debug):
+        draw(args)
+
+
+def draw(args: argparse.Namespace) -> None:
     # Only warnings from the build (the constructor's own group table is
     # what tools/param_groups.py prints).
     MMLogger.get_instance('mmlr_vis_lr', log_level=logging.WARNING)
@@ -160,6 +194,10 @@ def main(argv=None) -> None:
         print(f'WARNING: {message}')
     for message in plateau_inputs(tracks, length, args.metrics):
         print(f'note: {message}')
+    coverage = args.metrics and metrics_coverage(args.metrics,
+                                                 curves.validations)
+    if coverage:
+        print(f'note: {coverage}')
     print(f'picture: {args.out}' +
           (f'\nvalues: {args.csv}' if args.csv != 'none' else ''))
 

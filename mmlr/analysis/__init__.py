@@ -11,7 +11,7 @@ from .curve_report import boundaries, summary_table
 from .group_table import GroupReport, ParamRow, group_report, write_param_csv
 from .lr_curves import LrCurves, Window, read_value, simulate, windows_of
 from .lr_plot import plot_curves
-from .metric_sequence import parse_metrics
+from .metric_sequence import metrics_coverage, parse_metrics
 from .schedule_build import (ProbeOptimizer, Track, build_tracks,
                              distinct_groups, scheduler_configs)
 from .schedule_warnings import (check_schedule, ends_after_training,
@@ -25,7 +25,7 @@ __all__ = [
     'train_length', 'dataloader_length', 'epoch_length_of', 'ProbeOptimizer',
     'Track', 'build_tracks', 'distinct_groups', 'scheduler_configs',
     'LrCurves', 'Window', 'simulate', 'read_value', 'windows_of',
-    'parse_metrics', 'check_schedule', 'overlapping_windows',
+    'parse_metrics', 'metrics_coverage', 'check_schedule', 'overlapping_windows',
     'schedule_gaps', 'eta_min_above_start', 'ends_after_training',
     'plateau_inputs', 'write_csv', 'summary_table', 'boundaries',
     'plot_curves', 'group_report', 'write_param_csv', 'GroupReport',

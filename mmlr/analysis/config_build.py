@@ -16,7 +16,8 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
-from ..launch import parse_cfg_options
+from ..launch import load_config_file, merge_cfg_options, parse_cfg_options
+from ..user_errors import user_error_message
 
 
 def load_config(path: str, cfg_options: list[str] | dict | None = None
@@ -29,15 +30,18 @@ def load_config(path: str, cfg_options: list[str] | dict | None = None
         cfg_options (list[str] | dict, optional): ``KEY=VALUE`` strings (as
             on the command line) or an already parsed dict.
 
+    Raises:
+        UserError: A config file that does not load; an option that does
+            not fit the config (see :func:`mmlr.launch.merge_cfg_options`).
+
     Example:
         >>> cfg = load_config('configs/vit_digits.py',
         ...                   ['train_cfg.max_epochs=10'])
     """
-    cfg = Config.fromfile(path)
+    cfg = load_config_file(path)
     if isinstance(cfg_options, list):
         cfg_options = parse_cfg_options(cfg_options)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options)
     init_default_scope(cfg.get('default_scope') or 'mmengine')
     return cfg
 
@@ -66,6 +70,8 @@ def build_model(cfg: Config, device: str = 'meta') -> tuple[nn.Module, str]:
             with torch.device('meta'):
                 return MODELS.build(copy.deepcopy(cfg.model)), 'meta'
         except Exception as error:  # any constructor may refuse meta tensors
+            if user_error_message(error) is not None:
+                raise  # the config is wrong, not the device
             print_log(
                 f'building the model on the meta device failed ({error!r}); '
                 'building it on the CPU', logger='current',

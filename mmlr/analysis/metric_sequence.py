@@ -31,4 +31,33 @@ def parse_metrics(text: str) -> list[float]:
     return values
 
 
-__all__ = ['parse_metrics']
+def metrics_coverage(metrics: list[float], validations: list[int]
+                     ) -> str | None:
+    """What a simulation assumed where ``--metrics`` and the run's
+    validations differ in number, or None when every validation got one.
+
+    Args:
+        metrics (list[float]): From :func:`parse_metrics`.
+        validations (list[int]): The iterations after which the run
+            validates.
+
+    Example:
+        >>> print(metrics_coverage([0.5, 0.6], [45, 90, 135, 180]))
+        --metrics has 2 values for 4 validations: the last 2 (from the one
+        after iteration 135 on) got no value, so plateau schedulers kept
+        their lr there
+    """
+    given, needed = len(metrics), len(validations)
+    if given < needed:
+        missing = needed - given
+        return (f'--metrics has {given} values for {needed} validations: '
+                f'the last {missing} (from the one after iteration '
+                f'{validations[given]} on) got no value, so plateau '
+                'schedulers kept their lr there')
+    if given > needed:
+        return (f'--metrics has {given} values for {needed} validations: '
+                f'the last {given - needed} were not used')
+    return None
+
+
+__all__ = ['parse_metrics', 'metrics_coverage']

@@ -10,6 +10,15 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.registry import DATASETS
 
+from ..user_errors import UserError
+
+# Config key giving tools/vis_lr.py the training data's size where the data
+# set cannot be built (example configs of recipes trained on ImageNet); its
+# keys are those of the command-line flags, which take precedence.
+DATA_SIZE_KEY = 'vis_lr_cfg'
+DATA_SIZE_FIELDS = ('iters_per_epoch', 'dataset_size', 'batch_size',
+                    'world_size')
+
 
 @dataclass
 class TrainLength:
@@ -108,27 +117,50 @@ def epoch_length_of(dataset_size: int, loader_cfg: dict | None,
 def train_length(cfg: Config, iters_per_epoch: int | None = None,
                  dataset_size: int | None = None,
                  batch_size: int | None = None,
-                 world_size: int = 1) -> TrainLength:
+                 world_size: int | None = None) -> TrainLength:
     """Read ``train_cfg`` and find the epoch length the Runner would use.
 
     The epoch length comes from ``iters_per_epoch``, else from
     ``dataset_size`` (and ``batch_size``, defaulting to the config's), else
     from building the training data set (only its length is used). An
     iteration-based loop whose schedulers never need it may leave it None.
+    Each of the four arguments left None is taken from the config's
+    ``vis_lr_cfg`` when it has one, for configs whose data set is not on
+    this machine:
+
+    .. code-block:: python
+
+        vis_lr_cfg = dict(dataset_size=1281167, world_size=8)
 
     Args:
         cfg (Config): The config.
         iters_per_epoch (int, optional): Iterations per epoch.
         dataset_size (int, optional): Training samples.
         batch_size (int, optional): Samples per batch and process.
-        world_size (int): Training processes. Defaults to 1.
+        world_size (int, optional): Training processes. Defaults to 1.
+
+    Raises:
+        UserError: A ``vis_lr_cfg`` key that is unknown or not a positive
+            integer; a training data set that cannot be built (and no size
+            given); a missing ``max_epochs``/``max_iters``.
 
     Example:
         >>> length = train_length(cfg, iters_per_epoch=100)
         >>> length.max_iters  # 30 epochs
         3000
     """
-    loop = dict(cfg.train_cfg)
+    for name, value in zip(DATA_SIZE_FIELDS, (iters_per_epoch, dataset_size,
+                                              batch_size, world_size)):
+        if value is not None and value < 1:
+            raise UserError(f'--{name.replace("_", "-")} must be at least '
+                            f'1, got {value}')
+    given = _data_size_of(cfg)
+    iters_per_epoch = iters_per_epoch or given.get('iters_per_epoch')
+    if iters_per_epoch is None:
+        dataset_size = dataset_size or given.get('dataset_size')
+    batch_size = batch_size or given.get('batch_size')
+    world_size = world_size or given.get('world_size', 1)
+    loop = dict(cfg.get('train_cfg') or {})
     loop_type = loop.get('type', '')
     if 'by_epoch' in loop:
         by_epoch = bool(loop['by_epoch'])
@@ -146,10 +178,11 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
                 _dataset_size(loader_cfg), loader_cfg, world_size,
                 batch_size)
         except Exception as error:  # data missing on this machine
-            raise RuntimeError(
+            raise UserError(
                 f'could not build the training data set to count its '
                 f'samples ({error!r}); give --iters-per-epoch, or '
-                '--dataset-size (and --batch-size)') from error
+                '--dataset-size (and --batch-size), or the same keys in '
+                f'the config\'s {DATA_SIZE_KEY}') from error
     else:
         epoch_length = None
     if epoch_length is not None and epoch_length < 1:
@@ -159,6 +192,9 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
         cfg.get(key) is not None
         for key in ('val_cfg', 'val_dataloader', 'val_evaluator'))
     dynamic = _dynamic_intervals(loop.get('dynamic_intervals'))
+    needed = 'max_epochs' if by_epoch else 'max_iters'
+    if needed not in loop:
+        raise UserError(f'train_cfg.{needed} is missing (train_cfg: {loop})')
     if by_epoch:
         max_epochs = int(loop['max_epochs'])
         if epoch_length is None:
@@ -169,6 +205,20 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
     return TrainLength(False, 1, int(loop['max_iters']), epoch_length,
                        loop.get('val_begin', 1),
                        loop.get('val_interval', 1000), validates, dynamic)
+
+
+def _data_size_of(cfg: Config) -> dict:
+    given = dict(cfg.get(DATA_SIZE_KEY) or {})
+    for key, value in given.items():
+        if key not in DATA_SIZE_FIELDS:
+            raise UserError(f'{DATA_SIZE_KEY}.{key} is not a key of '
+                            f'{DATA_SIZE_KEY} (keys: '
+                            f'{", ".join(DATA_SIZE_FIELDS)})')
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                value < 1:
+            raise UserError(f'{DATA_SIZE_KEY}.{key} must be a positive '
+                            f'integer, got {value!r}')
+    return given
 
 
 def _dynamic_intervals(pairs) -> list[tuple[int, int]]:
@@ -202,5 +252,5 @@ def _needs_epochs(cfg: Config) -> bool:
     return any(s.get('convert_to_iter_based') for s in schedulers)
 
 
-__all__ = ['TrainLength', 'train_length', 'dataloader_length',
+__all__ = ['TrainLength', 'train_length', 'DATA_SIZE_KEY', 'dataloader_length',
            'epoch_length_of']
