@@ -1,7 +1,6 @@
 """mmlr.analysis on the example configs: the simulated curves against
 mmengine's schedulers stepped by hand, closed forms, and torch's
 ReduceLROnPlateau; each schedule warning on a config made to trigger it."""
-import glob
 import math
 
 import numpy as np
@@ -12,14 +11,14 @@ from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
                            check_schedule, load_config, simulate,
                            train_length, write_csv)
 from mmlr.schedulers import LinearLrInterval
-from conftest import warm_up_then_cosine_by_hand
+from conftest import REPO, warm_up_then_cosine_by_hand
 
 # 1,438 training digits / batch 32 = 44.9 -> 45 iterations (drop_last off)
 EPOCH = 45
 
 
 def curves_of(path, **kwargs):
-    cfg = load_config(path)
+    cfg = load_config(str(REPO / path))
     model, _ = build_model(cfg)
     wrapper = build_optim_wrapper_of(cfg, model)
     length = train_length(cfg)  # the ViT-B config: from its vis_lr_cfg
@@ -115,22 +114,32 @@ def test_each_warning_fires_on_its_config(name, expected):
     assert len(messages) == 1 and expected in messages[0], messages
 
 
-@pytest.mark.parametrize('path', sorted(glob.glob('configs/*.py')))
+# paths from the repository, wherever pytest runs from (a glob relative to
+# the working directory found none from elsewhere and skipped in silence)
+EXAMPLES = sorted(p.relative_to(REPO).as_posix()
+                  for p in (REPO / 'configs').glob('*.py'))
+
+
+def test_every_example_config_is_checked():
+    assert len(EXAMPLES) >= 9 and 'configs/vit_digits.py' in EXAMPLES
+
+
+@pytest.mark.parametrize('path', EXAMPLES)
 def test_examples_raise_no_warning(path):
     tracks, length, _ = curves_of(path)
     assert check_schedule(tracks, length) == []
 
 
-def test_csv_from_two_processes_equals_one_and_leaves_only_itself(tmp_path):
-    _, _, curves = curves_of('configs/vit_digits_layer_decay.py')
-    mine = tmp_path / 'lr.csv.part_notes.txt'  # a user's file, kept
-    mine.write_text('notes')
-    write_csv(curves, str(tmp_path / 'one.csv'), processes=1)
-    write_csv(curves, str(tmp_path / 'two.csv'), rows_per_block=100,
-              processes=2)
-    assert (tmp_path / 'one.csv').read_bytes() == \
-        (tmp_path / 'two.csv').read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        'lr.csv.part_notes.txt', 'one.csv', 'two.csv']
-    lines = (tmp_path / 'two.csv').read_text().splitlines()
-    assert len(lines) == 1 + 30 * EPOCH and lines[1].startswith('0,0,')
+def test_csv_has_one_column_per_curve_named_by_its_groups(tmp_path):
+    _, _, curves = curves_of('configs/vit_digits_layer_decay.py',
+                             merge=False)
+    write_csv(curves, str(tmp_path / 'lr.csv'))
+    lines = (tmp_path / 'lr.csv').read_text().splitlines()
+    # every group stepped alone: one column each
+    assert lines[0] == 'iter,epoch,' + ','.join(f'group{g}'
+                                                for g in range(12))
+    assert len(lines) == 1 + 30 * EPOCH
+    assert lines[EPOCH].startswith(f'{EPOCH - 1},{(EPOCH - 1) / EPOCH:.6g},')
+    table = np.loadtxt(tmp_path / 'lr.csv', delimiter=',', skiprows=1)
+    # ten significant digits: within half a unit in the 10th of each value
+    np.testing.assert_allclose(table[:, 2:], curves.values, rtol=5e-10)

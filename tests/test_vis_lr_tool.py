@@ -2,6 +2,7 @@
 schedulers stepped by hand, warnings, --help."""
 import csv
 
+import matplotlib
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -10,50 +11,74 @@ from test_analysis_curves import EPOCH, by_hand
 
 from mmlr.analysis import load_config, metrics_coverage, train_length
 
+vis_lr_main = tool_main('vis_lr')
+DIGITS = str(REPO / 'configs/vit_digits.py')
+MAE = str(REPO / 'configs/vit_base_mae_finetune.py')
 
-def test_layer_decay_png_and_csv(tmp_path):
+
+def curve_pixels(image: np.ndarray, colour) -> int:
+    """Pixels within a small distance of a curve's RGB colour (the axes,
+    text and grid are grey, so a canvas without curves has none)."""
+    distance = np.abs(image[..., :3] - np.asarray(colour[:3])).max(axis=-1)
+    return int((distance < 0.05).sum())
+
+
+def test_layer_decay_png_and_csv(tmp_path, capsys):
     out = tmp_path / 'lr.png'
-    result = run_tool('tools/vis_lr.py', 'configs/vit_digits_layer_decay.py',
-                      '--out', str(out), '--size', '640x360', '--log-y')
+    vis_lr_main([f'{REPO}/configs/vit_digits_layer_decay.py', '--out', str(out),
+                 '--size', '640x360', '--log-y'])
+    stdout = capsys.readouterr().out
     image = mpimg.imread(out)
     assert image.shape[:2] == (360, 640)  # rows = height, columns = width
-    assert image[..., :3].std() > 0.05  # curves drawn, not a blank canvas
+    # the curves are drawn in viridis by layer depth: the top layer (5 of
+    # 5) at 0.9 of the map, the bottom one (0) at its start
+    viridis = matplotlib.colormaps['viridis']
+    assert curve_pixels(image, viridis(0.9)) > 100
+    assert curve_pixels(image, viridis(0.0)) > 100
     with open(tmp_path / 'lr.csv') as f:
         rows = list(csv.reader(f))
-    assert rows[0][:3] == ['iter', 'epoch', 'group0'] and len(rows[0]) == 14
+    # one column per distinct curve: a decayed and an undecayed group per
+    # layer share one, top layer first
+    assert rows[0] == ['iter', 'epoch'] + [
+        f'group{2 * c}+group{2 * c + 1}' for c in range(6)]
     values = np.array(rows[1:], dtype=float)
-    assert values.shape == (30 * EPOCH, 14)
+    assert values.shape == (30 * EPOCH, 8)
     assert values[EPOCH, 1] == 1.0  # the epoch column
-    # groups run top layer first: group g is at layer 5 - g // 2, whose
-    # base lr is 2e-3 * 0.75 ** (5 - layer) = 2e-3 * 0.75 ** (g // 2)
-    for group in range(12):
-        np.testing.assert_allclose(values[:, 2 + group],
-                                   by_hand(2e-3 * 0.75**(group // 2)),
-                                   rtol=1e-9)
-    assert 'WARNING' not in result.stdout
-    assert 'layer 5 (groups 0,1)' in result.stdout  # the summary table
-    assert 'one group at a time' not in result.stdout  # stepped as arrays
+    # curve c holds layer 5 - c, whose base lr is
+    # 2e-3 * 0.75 ** (5 - layer) = 2e-3 * 0.75 ** c
+    for curve in range(6):
+        np.testing.assert_allclose(values[:, 2 + curve],
+                                   by_hand(2e-3 * 0.75**curve), rtol=1e-9)
+    assert 'WARNING' not in stdout
+    assert '12 groups, 6 distinct curves' in stdout
+    assert 'layer 5 (groups 0,1)' in stdout  # the summary table
 
 
-def test_plateau_config_steps_groups_one_by_one_and_says_so(tmp_path):
+def test_plateau_with_layer_decay_feeds_every_curve(tmp_path, capsys):
     # with layer decay: 6 distinct curves under ReduceLR
-    result = run_tool('tools/vis_lr.py', 'configs/vit_digits_plateau.py',
-                      '--metrics', '0.5,0.6,0.6,0.6,0.6', '--out',
-                      str(tmp_path / 'p.png'), '--csv', 'none',
-                      '--cfg-options',
-                      'optim_wrapper.constructor='
-                      'LayerDecayOptimWrapperConstructor',
-                      'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75')
-    assert 'note: curves stepped one group at a time (ReduceLR compares ' \
-        'or prints values' in result.stdout
-    assert 'validations after iterations: 45, 90, 135' in result.stdout
+    vis_lr_main([f'{REPO}/configs/vit_digits_plateau.py', '--metrics',
+                 '0.5,0.6,0.6,0.6,0.6', '--out', str(tmp_path / 'p.png'),
+                 '--csv', str(tmp_path / 'p.csv'), '--cfg-options',
+                 'optim_wrapper.constructor='
+                 'LayerDecayOptimWrapperConstructor',
+                 'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75'])
+    stdout = capsys.readouterr().out
+    assert 'validations after iterations: 45, 90, 135' in stdout
+    values = np.loadtxt(tmp_path / 'p.csv', delimiter=',', skiprows=1)
+    # the warm-up ends after epoch 0; patience 2: the 3rd value that does
+    # not improve on 0.6 (after epoch 5) halves every curve from there on
+    assert values.shape[1] == 2 + 6
+    np.testing.assert_array_equal(values[5 * EPOCH - 1, 2:],
+                                  values[EPOCH, 2:])
+    np.testing.assert_allclose(values[5 * EPOCH, 2:] / values[EPOCH, 2:],
+                               0.5, rtol=1e-12)
 
 
-def test_warning_and_plateau_note_printed(tmp_path):
-    result = run_tool('tools/vis_lr.py', 'tests/configs/warn_eta_min.py',
-                      '--out', str(tmp_path / 'x.png'), '--csv', 'none')
+def test_warning_and_plateau_note_printed(tmp_path, capsys):
+    vis_lr_main([f'{REPO}/tests/configs/warn_eta_min.py', '--out',
+                 str(tmp_path / 'x.png'), '--csv', 'none'])
     assert 'WARNING: CosineAnnealingLR anneals to eta_min=1e-05' in \
-        result.stdout
+        capsys.readouterr().out
     assert not (tmp_path / 'x.csv').exists()
 
 
@@ -62,11 +87,6 @@ def test_help_explains_flags():
     for flag in ('--metrics', '--iters-per-epoch', '--dataset-size',
                  '--param', '--log-y', '--size', '--cfg-options'):
         assert flag in text
-
-
-vis_lr_main = tool_main('vis_lr')
-DIGITS = str(REPO / 'configs/vit_digits.py')
-MAE = str(REPO / 'configs/vit_base_mae_finetune.py')
 
 
 def test_mae_example_runs_as_listed_with_its_recipe_data_size(

@@ -10,8 +10,9 @@ parameter group a config trains with, without training.
 The config's own model (on the meta device: no weights are allocated), its
 optim-wrapper constructor (layer decay included) and its ``param_scheduler``
 are built as the Runner builds them, then the schedulers are stepped as
-mmengine's ParamSchedulerHook steps them. The tool writes a PNG, a CSV of
-every group's value at every iteration, prints a summary table and warns
+mmengine's ParamSchedulerHook steps them, one probe group per distinct
+curve. The tool writes a PNG, a CSV of every distinct curve's value at every
+iteration (its header names the optimizer groups that follow it), prints a summary table and warns
 about overlapping or missing scheduler windows, an eta_min above a decayed
 group's lr, and ends beyond the run. A config whose data set is not on this
 machine can name its size in ``vis_lr_cfg`` (the flags' keys). Errors in
@@ -74,8 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out', help='PNG to write; defaults to '
         'work_dirs/vis_lr/<config name>_<param>.png')
     parser.add_argument(
-        '--csv', help='CSV of every group\'s value at every iteration; '
-        'defaults to the PNG path with .csv; "none" skips it')
+        '--csv', help='CSV of every distinct curve\'s value at every '
+        'iteration, headed by the groups that follow it; defaults to the '
+        'PNG path with .csv; "none" skips it')
     parser.add_argument('--param', default='lr',
                         choices=['lr', 'momentum', 'weight_decay'],
                         help='which value to draw (default: lr)')
@@ -182,11 +184,6 @@ def draw(args: argparse.Namespace) -> None:
     print(f'{osp.basename(args.config)}: {epochs}; model on {device}; '
           f'{len(curves.group_of)} groups, {len(curves.labels)} distinct '
           f'curves; simulated in {seconds:.2f} s')
-    for track in tracks:
-        if track.per_group_reason:
-            print(f'note: {track.name + ": " if track.name else ""}curves '
-                  f'stepped one group at a time ({track.per_group_reason}): '
-                  'exact, about 4x slower')
     if curves.validations and args.metrics:
         print(f'validations after iterations: {_short(curves.validations)}')
     print(summary_table(curves))

@@ -87,8 +87,8 @@ def build_optim_wrapper_of(cfg: Config, model: nn.Module
 
     ``AmpOptimWrapper`` needs a GPU but schedules exactly like
     ``OptimWrapper``, so without one it is replaced by ``OptimWrapper``;
-    ``ZeroRedundancyOptimizer`` gets a one-process gloo group if none
-    exists.
+    ``ZeroRedundancyOptimizer`` is built in a one-process gloo group if
+    none exists, which is destroyed again once it is built.
 
     Args:
         cfg (Config): From :func:`load_config`.
@@ -99,18 +99,22 @@ def build_optim_wrapper_of(cfg: Config, model: nn.Module
         >>> len(wrapper.optimizer.param_groups)
     """
     wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
-    if _needs_process_group(wrapper_cfg):
-        # ZeroRedundancyOptimizer asks for the world size when built; one
-        # local process has the same groups and schedule as N.
-        torch_dist.init_process_group(
-            backend='gloo', store=torch_dist.HashStore(), rank=0,
-            world_size=1)
     if wrapper_cfg.get('type') == 'AmpOptimWrapper' and \
             not torch.cuda.is_available():
         wrapper_cfg['type'] = 'OptimWrapper'
         wrapper_cfg.pop('loss_scale', None)
         wrapper_cfg.pop('dtype', None)
-    return build_optim_wrapper(model, wrapper_cfg)
+    if not _needs_process_group(wrapper_cfg):
+        return build_optim_wrapper(model, wrapper_cfg)
+    # ZeroRedundancyOptimizer asks for the world size when built; one local
+    # process has the same groups and schedule as N. Its groups are read
+    # afterwards without collectives, so the group can go at once.
+    torch_dist.init_process_group(
+        backend='gloo', store=torch_dist.HashStore(), rank=0, world_size=1)
+    try:
+        return build_optim_wrapper(model, wrapper_cfg)
+    finally:
+        torch_dist.destroy_process_group()
 
 
 def _needs_process_group(wrapper_cfg: dict) -> bool:
@@ -118,5 +122,3 @@ def _needs_process_group(wrapper_cfg: dict) -> bool:
     return 'ZeroRedundancyOptimizer' in optimizer_type and \
         not torch_dist.is_initialized()
 
-
-__all__ = ['load_config', 'build_model', 'build_optim_wrapper_of']

@@ -45,5 +45,3 @@ def summary_table(curves: LrCurves, max_columns: int = 8) -> str:
         lines.append(' '.join([f'{label:<{label_width}}'] + cells))
     return '\n'.join(lines)
 
-
-__all__ = ['summary_table', 'boundaries']

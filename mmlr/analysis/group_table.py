@@ -159,5 +159,3 @@ def write_param_csv(params: list, path: str) -> None:
                 p.frozen, p.depth_source
             ])
 
-
-__all__ = ['group_report', 'write_param_csv', 'GroupReport', 'ParamRow']

@@ -2,7 +2,9 @@
 in the order mmengine's loops and ``ParamSchedulerHook`` call them, and
 record every group's value at every iteration."""
 import math
+import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +91,10 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
     ``length.validation_after(epoch)``) validation feeds the next metric to
     the plateau schedulers (``need_val_args``, by epoch).
     ``IterBasedTrainLoop``: validation follows iterations, and the
-    epoch-based schedulers step once, after the last iteration.
+    epoch-based schedulers step once, after the last iteration. The
+    iteration a scheduler reads from the MessageHub is written into a
+    MessageHub of the simulation's own, which is the current one only
+    while it runs.
 
     Args:
         tracks (list[Track]): From :func:`build_tracks`.
@@ -109,16 +114,13 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
         >>> curves = simulate(tracks, length)
         >>> curves.values[0]  # lr of each distinct group at iteration 0
     """
-    offsets, curves = [], 0
-    for track in tracks:
-        offsets.append(curves)
-        curves += len(track.curves)
-    values = np.empty((length.max_iters, curves))
+    groups = [g for t in tracks
+              for g in t.probe.optimizer.param_groups[:len(t.curves)]]
+    values = np.empty((length.max_iters, len(groups)))
     iter_scheds = [s for t in tracks for s in t.schedulers if not s.by_epoch]
     epoch_scheds = [s for t in tracks for s in t.schedulers if s.by_epoch]
     plateau = [s for s in epoch_scheds if getattr(s, 'need_val_args', False)]
     feed = list(metrics or [])
-    hub = MessageHub.get_current_instance()
     validations = []
 
     def validate(iteration: int) -> None:
@@ -130,7 +132,12 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
         for scheduler in plateau:
             scheduler.step({getattr(scheduler, 'monitor', 'loss'): value})
 
-    read = _reader(tracks, param)
+    if all(param in g for g in groups):  # the loop body runs 1e6 times
+        def read() -> list:
+            return [g[param] for g in groups]
+    else:
+        def read() -> list:
+            return [read_value(g, param) for g in groups]
     steps = length.max_iters
     chunk = max(1, steps // 50)
     reports = set(range(chunk, steps + 1, chunk)) | {steps}
@@ -138,26 +145,28 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
                        length.epoch_length) if length.by_epoch else []
     checks = [] if length.by_epoch else length.validation_points()
     done = 0
-    # Between these stops only the iteration-based schedulers step.
-    for stop in sorted(reports.union(epoch_ends, checks)):
-        for it in range(done, stop):
-            values[it] = read()
-            for scheduler in iter_scheds:
-                scheduler.step()
-        done = stop
-        if length.by_epoch and done % length.epoch_length == 0:
+    with _private_message_hub() as hub:
+        # Between these stops only the iteration-based schedulers step.
+        for stop in sorted(reports.union(epoch_ends, checks)):
+            for it in range(done, stop):
+                values[it] = read()
+                for scheduler in iter_scheds:
+                    scheduler.step()
+            done = stop
+            if length.by_epoch and done % length.epoch_length == 0:
+                for scheduler in epoch_scheds:
+                    scheduler.step()
+                if length.validation_after(done // length.epoch_length):
+                    validate(done)
+            elif not length.by_epoch and length.validation_after(done):
+                validate(done)
+            if progress is not None and done in reports:
+                progress(done)
+        if not length.by_epoch:  # the loop's single epoch ends here
             for scheduler in epoch_scheds:
                 scheduler.step()
-            if length.validation_after(done // length.epoch_length):
-                validate(done)
-        elif not length.by_epoch and length.validation_after(done):
-            validate(done)
-        if progress is not None and done in reports:
-            progress(done)
-    if not length.by_epoch:  # the loop's single epoch ends here
-        for scheduler in epoch_scheds:
-            scheduler.step()
 
+    offsets = np.cumsum([0] + [len(t.curves) for t in tracks]).tolist()
     group_of = [
         offset + index for track, offset in zip(tracks, offsets)
         for index in track.group_of
@@ -171,30 +180,16 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
                     length, windows_of(tracks, length), validations)
 
 
-def _reader(tracks: list[Track], param: str) -> Callable[[], object]:
-    """A function returning the current row: every curve's value."""
-    # The loop body runs a million times: with one track the row is the
-    # probe's own list or array.
-    parts = [(_track_reader(track, param), len(track.curves))
-             for track in tracks]
-    if len(parts) == 1:
-        return parts[0][0]
-    # A track's row may be one number for all its curves (OneCycleLR sets
-    # every group alike): broadcast it to the track's width.
-    return lambda: np.concatenate(
-        [np.broadcast_to(read(), (width, )) for read, width in parts])
-
-
-def _track_reader(track: Track, param: str) -> Callable[[], object]:
-    groups = track.probe.optimizer.param_groups[:len(track.curves)]
-    if track.vectorised:
-        [group] = groups
-        if param in group:
-            return lambda: group[param]
-        return lambda: read_value(group, param)
-    if all(param in g for g in groups):
-        return lambda: [g[param] for g in groups]
-    return lambda: [read_value(g, param) for g in groups]
+@contextmanager
+def _private_message_hub():
+    # mmengine's current instance is the one created last: a fresh one is
+    # current while the schedulers step and is removed afterwards, so the
+    # caller's (a Runner's) runtime info is left as it was.
+    name = f'mmlr_simulate_{uuid.uuid4().hex}'
+    try:
+        yield MessageHub.get_instance(name)
+    finally:
+        MessageHub._instance_dict.pop(name, None)
 
 
 def _labels(tracks: list[Track]) -> tuple[list, list]:
@@ -232,5 +227,3 @@ def windows_of(tracks: list[Track], length: TrainLength) -> list[Window]:
                        bool(getattr(scheduler, 'need_val_args', False))))
     return windows
 
-
-__all__ = ['LrCurves', 'Window', 'simulate', 'read_value', 'windows_of']

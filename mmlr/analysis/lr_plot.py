@@ -1,13 +1,17 @@
-"""Draw recorded curves into a PNG with matplotlib (Agg, no display)."""
+"""Draw recorded curves into a PNG with matplotlib's Agg canvas.
+
+A ``Figure`` drawn on its own ``FigureCanvasAgg`` needs no display and
+leaves the process's matplotlib backend (pyplot's) as it was.
+"""
 import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use('Agg')  # files only: works on servers without a display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from .lr_curves import LrCurves  # noqa: E402
+from .lr_curves import LrCurves
 
 DPI = 100
 MAX_POINTS = 4000  # per curve: far more than a picture's width in pixels
@@ -33,7 +37,9 @@ def plot_curves(curves: LrCurves, out: str, size: tuple[int, int] = (1000,
         >>> plot_curves(curves, 'lr.png', size=(800, 500), log_y=True)
     """
     width, height = size
-    fig, ax = plt.subplots(figsize=(width / DPI, height / DPI), dpi=DPI)
+    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     x, y = _thin(curves.values)
     colours = _colours(curves.layer_ids)
     styles = ['-', '--', ':', '-.']
@@ -60,7 +66,6 @@ def plot_curves(curves: LrCurves, out: str, size: tuple[int, int] = (1000,
         ax.set_title(title, fontsize='medium')
     fig.tight_layout()
     fig.savefig(out, dpi=DPI)
-    plt.close(fig)
 
 
 def _thin(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,9 +84,10 @@ def _thin(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _colours(layer_ids: list) -> list:
     known = [d for d in layer_ids if d is not None]
-    cmap = plt.get_cmap('viridis')
+    cmap = matplotlib.colormaps['viridis']
     if not known:  # no depths: tell curves apart by index
-        return [plt.get_cmap('tab10')(i % 10) for i in range(len(layer_ids))]
+        tab10 = matplotlib.colormaps['tab10']
+        return [tab10(i % 10) for i in range(len(layer_ids))]
     top = max(known) or 1
     return [cmap(0.9 * d / top) if d is not None else 'black'
             for d in layer_ids]
@@ -102,10 +108,8 @@ def _depth_colourbar(fig, ax, layer_ids: list) -> None:
     known = [d for d in layer_ids if d is not None]
     if not known:
         return
-    norm = matplotlib.colors.Normalize(0, max(known) / 0.9 or 1)
+    norm = Normalize(0, max(known) / 0.9 or 1)
     bar = fig.colorbar(
-        matplotlib.cm.ScalarMappable(norm=norm, cmap='viridis'), ax=ax)
+        ScalarMappable(norm=norm, cmap='viridis'), ax=ax)
     bar.set_label('layer id')
 
-
-__all__ = ['plot_curves']

@@ -59,5 +59,3 @@ def metrics_coverage(metrics: list[float], validations: list[int]
                 f'the last {given - needed} were not used')
     return None
 
-
-__all__ = ['parse_metrics', 'metrics_coverage']

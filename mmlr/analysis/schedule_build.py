@@ -4,24 +4,21 @@ optimizer that holds the groups' settings but no parameters.
 The schedulers are the config's own classes with the config's arguments;
 they read and write ``optimizer.param_groups`` only, so stepping them on a
 probe gives the values training would (``tests/test_analysis_curves.py``
-compares both). The probe can hold one group per *distinct* group: every
+compares both). The probe holds one group per *distinct* group: every
 mmengine and mmlr scheduler computes a group's value from that group's own
 value of the parameter (``lr``, ``initial_lr``; ``betas`` for momentum), so
 groups equal in those get equal curves (MAE recipes pair a decayed and an
-undecayed group per layer). The distinct groups are then stepped as one
-group of arrays when every scheduler allows it (:mod:`.vector_probe`).
+undecayed group per layer), and the Runner's cost per curve is paid once.
 """
 import copy
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
 from mmengine.registry import PARAM_SCHEDULERS
 
 from .train_length import TrainLength
-from .vector_probe import scheduler_class, stack_groups, vector_safe
 
 
 class ProbeOptimizer(torch.optim.Optimizer):
@@ -55,18 +52,14 @@ class Track:
 
     Args:
         name (str): The optim wrapper's name ('' for a single one).
-        probe (OptimWrapper): Wraps a :class:`ProbeOptimizer`: one group per
-            curve, or a single group of arrays when ``vectorised``.
+        probe (OptimWrapper): Wraps a :class:`ProbeOptimizer` with one group
+            per curve.
         schedulers (list): Built schedulers, in config order.
         configs (list[dict]): Each scheduler's config after the Runner's
             defaults (``end``), as built.
         group_of (list[int]): For each real group, its curve.
-        real_groups (list[dict]): The real optimizer's groups (settings).
         curves (list[dict]): The settings each curve starts from (one
             real group per distinct value).
-        vectorised (bool): The probe holds the curves as arrays.
-        per_group_reason (str): Why several curves are stepped one group
-            at a time ('' when they are not).
     """
 
     name: str
@@ -74,17 +67,7 @@ class Track:
     schedulers: list
     configs: list
     group_of: list
-    real_groups: list
     curves: list
-    vectorised: bool = False
-    per_group_reason: str = ''
-
-    def curve_values(self, value) -> list:
-        """A per-group list the schedulers hold (``base_values``,
-        ``get_last_value()``) as one number per curve."""
-        if self.vectorised:
-            return np.broadcast_to(value[0], (len(self.curves), )).tolist()
-        return list(value[:len(self.curves)])  # not OptimWrapper's pseudo
 
 
 def distinct_groups(groups: list[dict], param: str = 'lr'
@@ -126,8 +109,7 @@ def scheduler_configs(scheduler_cfg, length: TrainLength) -> list[dict]:
 
 
 def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
-                 param: str = 'lr', merge: bool = True,
-                 vectorise: bool = True) -> list[Track]:
+                 param: str = 'lr', merge: bool = True) -> list[Track]:
     """Probes and schedulers for a built optim wrapper (or
     ``OptimWrapperDict``: one track per name, with ``param_scheduler`` either
     shared or a dict keyed by name, as ``Runner.build_param_scheduler``).
@@ -141,59 +123,36 @@ def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
             :func:`distinct_groups`); other parameters' values in the probe
             are then those of each kept group. Schedulers given
             per-group lists (``min_lr=[...]``) always get every group.
-        vectorise (bool): Step the curves as one group of arrays when every
-            scheduler's class allows it (:func:`vector_safe`); the values
-            are the same to the last bit.
 
     Example:
         >>> tracks = build_tracks(wrapper, cfg.param_scheduler, length)
         >>> [type(s).__name__ for s in tracks[0].schedulers]
         ['LinearLR', 'CosineAnnealingLR']
     """
-    if isinstance(optim_wrapper, OptimWrapperDict):
-        tracks = []
-        for name, wrapper in optim_wrapper.items():
-            cfg = scheduler_cfg
-            if isinstance(cfg, dict) and 'type' not in cfg:
-                cfg = cfg[name]
-            tracks.append(
-                _track(name, wrapper, cfg, length, param, merge, vectorise))
-        return tracks
-    return [
-        _track('', optim_wrapper, scheduler_cfg, length, param, merge,
-               vectorise)
-    ]
+    if not isinstance(optim_wrapper, OptimWrapperDict):
+        return [_track('', optim_wrapper, scheduler_cfg, length, param,
+                       merge)]
+    tracks = []
+    for name, wrapper in optim_wrapper.items():
+        cfg = scheduler_cfg
+        if isinstance(cfg, dict) and 'type' not in cfg:
+            cfg = cfg[name]
+        tracks.append(_track(name, wrapper, cfg, length, param, merge))
+    return tracks
 
 
 def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
-           length: TrainLength, param: str, merge: bool,
-           vectorise: bool) -> Track:
+           length: TrainLength, param: str, merge: bool) -> Track:
     real = [
         {k: v for k, v in g.items() if k != 'params'}
         for g in wrapper.optimizer.param_groups
     ]
     configs = scheduler_configs(scheduler_cfg or [], length)
-    group_lists = _has_group_lists(configs, len(real))
-    if merge and not group_lists:
+    if merge and not _has_group_lists(configs, len(real)):
         kept, group_of = distinct_groups(real, param)
     else:
         kept, group_of = real, list(range(len(real)))
-    stacked, why = None, ''
-    if vectorise and len(kept) > 1:
-        unsafe = [cfg for cfg in configs
-                  if not vector_safe(scheduler_class(cfg), cfg)]
-        if group_lists:
-            why = 'a scheduler has per-group lists'
-        elif unsafe:
-            why = (f'{_type_name(unsafe[0])} compares or prints values, or '
-                   'is not from mmengine or mmlr')
-        else:
-            stacked = stack_groups(kept)
-            why = '' if stacked is not None else \
-                'the groups differ in settings that are not numbers'
-    probe = OptimWrapper(
-        ProbeOptimizer([stacked] if stacked is not None else kept,
-                       wrapper.optimizer.defaults))
+    probe = OptimWrapper(ProbeOptimizer(kept, wrapper.optimizer.defaults))
     schedulers = []
     for cfg in configs:
         args = dict(optimizer=probe)
@@ -209,13 +168,7 @@ def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
     # one step of the probe (which changes nothing) says so, and mmengine
     # then does not warn about scheduler.step() preceding optimizer.step().
     probe.step()
-    return Track(name, probe, schedulers, configs, group_of, real, kept,
-                 vectorised=stacked is not None, per_group_reason=why)
-
-
-def _type_name(cfg: dict) -> str:
-    kind = cfg.get('type')
-    return kind.__name__ if isinstance(kind, type) else str(kind)
+    return Track(name, probe, schedulers, configs, group_of, kept)
 
 
 def _has_group_lists(configs: list[dict], num_groups: int) -> bool:
@@ -226,7 +179,3 @@ def _has_group_lists(configs: list[dict], num_groups: int) -> bool:
         isinstance(v, (list, tuple)) and len(v) in (num_groups,
                                                     num_groups + 1)
         for cfg in configs for v in cfg.values())
-
-
-__all__ = ['ProbeOptimizer', 'Track', 'build_tracks', 'distinct_groups',
-           'scheduler_configs']

@@ -66,7 +66,7 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
                 continue
             groups = track.curves
             low = [(i, base) for i, base in enumerate(
-                track.curve_values(scheduler.base_values)) if base < eta_min]
+                scheduler.base_values[:len(groups)]) if base < eta_min]
             if low:
                 layers = sorted({groups[i].get('layer_id')
                                  for i, _ in low} - {None})
@@ -152,6 +152,3 @@ def _name(track: str) -> str:
 def _last(end: float) -> str:
     return 'end' if math.isinf(end) else str(int(end) - 1)
 
-
-__all__ = ['check_schedule', 'overlapping_windows', 'schedule_gaps',
-           'eta_min_above_start', 'ends_after_training', 'plateau_inputs']

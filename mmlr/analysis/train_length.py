@@ -81,29 +81,25 @@ class TrainLength:
                 [self.val_interval] + [i for _, i in self.dynamic_intervals])
 
 
-def dataloader_length(loader_cfg: dict, world_size: int = 1) -> int:
-    """``len(train_dataloader)`` on one of ``world_size`` processes, built
-    from the data set's length without loading a batch.
+def epoch_length_of(dataset_size: int, loader_cfg: dict | None,
+                    world_size: int = 1, batch_size: int | None = None
+                    ) -> int:
+    """``len(train_dataloader)`` on one of ``world_size`` processes for
+    ``dataset_size`` samples, without loading a batch.
 
     Follows ``DefaultSampler`` (each process gets ``ceil(N / world_size)``
     samples), ``drop_last`` and mmengine's ``num_batch_per_epoch``.
 
     Args:
-        loader_cfg (dict): ``cfg.train_dataloader``.
+        dataset_size (int): Training samples.
+        loader_cfg (dict, optional): ``cfg.train_dataloader``.
         world_size (int): Training processes. Defaults to 1.
+        batch_size (int, optional): Overrides the config's batch size.
 
     Example:
-        >>> dataloader_length(cfg.train_dataloader)  # digits: 1,438 / 32
+        >>> epoch_length_of(1438, dict(batch_size=32))
         45
     """
-    return epoch_length_of(_dataset_size(loader_cfg), loader_cfg, world_size)
-
-
-def epoch_length_of(dataset_size: int, loader_cfg: dict | None,
-                    world_size: int = 1, batch_size: int | None = None
-                    ) -> int:
-    """Batches per epoch for ``dataset_size`` samples (see
-    :func:`dataloader_length`); ``batch_size`` overrides the config's."""
     loader_cfg = loader_cfg or {}
     batch = batch_size or loader_cfg.get('batch_size', 1)
     per_rank = math.ceil(dataset_size / world_size)
@@ -251,6 +247,3 @@ def _needs_epochs(cfg: Config) -> bool:
         ]
     return any(s.get('convert_to_iter_based') for s in schedulers)
 
-
-__all__ = ['TrainLength', 'train_length', 'DATA_SIZE_KEY', 'dataloader_length',
-           'epoch_length_of']

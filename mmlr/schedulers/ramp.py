@@ -2,7 +2,6 @@
 top of whatever the other schedulers in the list do."""
 import weakref
 
-import numpy as np
 from mmengine.logging import print_log
 from mmengine.optim.scheduler.param_scheduler import INF
 
@@ -36,8 +35,7 @@ class RampMemory:
         self.beneath: list = []
         # The objects the last ramp wrote into the groups: a group that still
         # holds the very same object has not been changed by anyone since
-        # (an identity test, which is cheap and holds for floats and for the
-        # arrays mmlr.analysis steps alike).
+        # (an identity test, which is cheap).
         self.written: list = []
 
     def join(self, ramp: 'FactorScheduler') -> None:
@@ -178,7 +176,7 @@ class FactorScheduler(ResumableScheduler):
         # changed nothing).
         if self.factor_at(0) != 0:
             return
-        if any(np.any(abs(value - base) > 1e-9 * abs(base)) for value, base
+        if any(abs(value - base) > 1e-9 * abs(base) for value, base
                in zip(self._memory.beneath, self.base_values)):
             raise ValueError(
                 f'{type(self).__name__} starts at factor 0, but a scheduler '
