@@ -1,15 +1,13 @@
 """How fast ``tools/vis_lr.py``'s engine draws a schedule, against stepping
 the same schedulers through an mmengine Runner.
 
-Item 4 of issue 6. Both arms use the config's own constructor (60 optimizer
-groups, 30 distinct curves: ``tests/configs/vis_lr_million_iters.py``, a
-28-block layer-decay ViT with a warm-up and a cosine over 1,000,000
-iterations) and its own schedulers:
+Both arms use the config's own constructor (60 optimizer groups, 30
+distinct curves: ``tests/configs/vis_lr_million_iters.py``, a 28-block
+layer-decay ViT with a warm-up and a cosine over 1,000,000 iterations) and
+its own schedulers:
 
 - ``mmlr.analysis``: :func:`~mmlr.analysis.simulate`, as ``vis_lr.py``
-  runs it (the 30 distinct curves stepped as one group of arrays).
-- ``mmlr.analysis, group by group``: the same with one probe group per
-  curve (``vectorise=False``, what a downstream scheduler class gets).
+  runs it (one probe group per distinct curve).
 - ``one group (floor)``: the same schedulers on a single group: what
   stepping mmengine's schedulers costs before any group is added.
 - ``Runner``: what mmpretrain's ``vis_scheduler.py`` does: an
@@ -26,7 +24,7 @@ iterations); the engine arm times ``simulate`` over freshly built
 schedulers. The full mode also times ``simulate`` over the
 whole 1,000,000 iterations once, and writing its CSV.
 
-    python benchmarks/lr_curve_simulation.py --iters 12000   # ~3 min
+    python benchmarks/lr_curve_simulation.py --iters 12000   # minutes
     python benchmarks/lr_curve_simulation.py --quick    # seconds
 """
 import tempfile
@@ -39,9 +37,9 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 import _timing
-from mmlr.analysis import (ProbeOptimizer, build_model, build_optim_wrapper_of,
-                           build_tracks, load_config, simulate, train_length,
-                           write_csv)
+from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
+                           load_config, simulate, train_length, write_csv)
+from mmlr.analysis.schedule_build import ProbeOptimizer
 
 CONFIG = str(_timing.REPO / 'tests/configs/vis_lr_million_iters.py')
 FULL_ITERS = 1_000_000
@@ -84,11 +82,9 @@ def schedule_options(iters: int) -> dict:
             'param_scheduler.1.begin': warm_up}
 
 
-def engine_arm(options: dict, vectorise: bool = True,
-               one_group: bool = False):
-    """``simulate`` alone: building the model and constructor (about a
-    second, the same in both arms) is left out of the timing. ``vectorise``
-    False steps one probe group per curve; ``one_group`` replaces the 60
+def engine_arm(options: dict, one_group: bool = False):
+    """``simulate`` alone: building the model and constructor (the same in
+    both arms) is left out of the timing. ``one_group`` replaces the 60
     groups by a single one (the floor: what stepping mmengine's schedulers
     costs at all)."""
     cfg = load_config(CONFIG, options)
@@ -103,7 +99,7 @@ def engine_arm(options: dict, vectorise: bool = True,
     def run():
         # fresh schedulers each round: they keep their own progress
         tracks = build_tracks(wrapper, cfg.param_scheduler, length, 'lr',
-                              merge=True, vectorise=vectorise)
+                              merge=True)
         return simulate(tracks, length)
 
     return run
@@ -152,7 +148,6 @@ def main() -> None:
     options = schedule_options(args.iters)
     samples = _timing.interleave(
         {'mmlr.analysis': engine_arm(options),
-         'mmlr.analysis, group by group': engine_arm(options, False),
          'one group (floor)': engine_arm(options, one_group=True),
          'Runner': runner_arm(options)},
         rounds=args.rounds, warmup=0 if args.quick else 1)
@@ -177,7 +172,7 @@ def main() -> None:
             csv_seconds = time.perf_counter() - start
         sections.append(('Whole schedule', f'`simulate` over {FULL_ITERS:,} '
                          f'iterations, 30 curves: {whole:.1f} s; its CSV '
-                         f'(60 groups): {csv_seconds:.1f} s'))
+                         f'(30 curves): {csv_seconds:.1f} s'))
         results.update(full_run_s=whole, csv_s=csv_seconds)
     _timing.finish(args, 'LR-curve simulation vs a Runner', env, sections,
                    results)
