@@ -25,6 +25,8 @@ setup(
     extras_require={
         # the demo model and data set
         'demo': ['timm>=1.0,<1.1', 'torchvision', 'scikit-learn'],
+        # tools/vis_lr.py's PNG
+        'tools': ['matplotlib'],
         'tests': [
             'timm>=1.0,<1.1', 'torchvision', 'scikit-learn', 'mmcv-lite',
             'mmpretrain>=1.2,<1.3', 'pytest', 'hypothesis', 'matplotlib'
