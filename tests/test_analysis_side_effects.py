@@ -10,7 +10,7 @@ from conftest import REPO
 from mmengine.logging import MessageHub
 
 from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           load_config, plot_curves, simulate, train_length)
+                           load_config, simulate, train_length)
 
 
 def test_import_and_plot_keep_the_matplotlib_backend(tmp_path):

@@ -25,8 +25,8 @@ def curve_pixels(image: np.ndarray, colour) -> int:
 
 def test_layer_decay_png_and_csv(tmp_path, capsys):
     out = tmp_path / 'lr.png'
-    vis_lr_main([f'{REPO}/configs/vit_digits_layer_decay.py', '--out', str(out),
-                 '--size', '640x360', '--log-y'])
+    vis_lr_main([f'{REPO}/configs/vit_digits_layer_decay.py', '--out',
+                 str(out), '--size', '640x360', '--log-y'])
     stdout = capsys.readouterr().out
     image = mpimg.imread(out)
     assert image.shape[:2] == (360, 640)  # rows = height, columns = width

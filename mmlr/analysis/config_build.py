@@ -121,4 +121,3 @@ def _needs_process_group(wrapper_cfg: dict) -> bool:
     optimizer_type = str((wrapper_cfg.get('optimizer') or {}).get('type'))
     return 'ZeroRedundancyOptimizer' in optimizer_type and \
         not torch_dist.is_initialized()
-

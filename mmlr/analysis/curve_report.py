@@ -44,4 +44,3 @@ def summary_table(curves: LrCurves, max_columns: int = 8) -> str:
         cells += [f'{series.min():>10.3e}', f'{series.max():>10.3e}']
         lines.append(' '.join([f'{label:<{label_width}}'] + cells))
     return '\n'.join(lines)
-

@@ -158,4 +158,3 @@ def write_param_csv(params: list, path: str) -> None:
                 '' if p.weight_decay is None else repr(p.weight_decay),
                 p.frozen, p.depth_source
             ])
-

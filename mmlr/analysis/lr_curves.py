@@ -226,4 +226,3 @@ def windows_of(tracks: list[Track], length: TrainLength) -> list[Window]:
                        scheduler.begin * scale, end, scheduler.by_epoch,
                        bool(getattr(scheduler, 'need_val_args', False))))
     return windows
-

@@ -112,4 +112,3 @@ def _depth_colourbar(fig, ax, layer_ids: list) -> None:
     bar = fig.colorbar(
         ScalarMappable(norm=norm, cmap='viridis'), ax=ax)
     bar.set_label('layer id')
-

@@ -58,4 +58,3 @@ def metrics_coverage(metrics: list[float], validations: list[int]
         return (f'--metrics has {given} values for {needed} validations: '
                 f'the last {given - needed} were not used')
     return None
-

@@ -151,4 +151,3 @@ def _name(track: str) -> str:
 
 def _last(end: float) -> str:
     return 'end' if math.isinf(end) else str(int(end) - 1)
-

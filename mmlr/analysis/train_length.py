@@ -246,4 +246,3 @@ def _needs_epochs(cfg: Config) -> bool:
             for s in (group if isinstance(group, list) else [group])
         ]
     return any(s.get('convert_to_iter_based') for s in schedulers)
-
