@@ -14,10 +14,10 @@ mmengine's ParamSchedulerHook steps them, one probe group per distinct
 curve. The tool writes a PNG, a CSV of every distinct curve's value at
 every iteration (its header names the optimizer groups that follow it),
 prints a summary table and warns about overlapping or missing scheduler
-windows, an eta_min above a decayed group's lr, and ends beyond the run. A config whose data set is not on this
-machine can name its size in ``vis_lr_cfg`` (the flags' keys). Errors in
-the input are one ``error:`` line (exit code 2); ``--debug`` shows the
-traceback.
+windows, an eta_min above a decayed group's lr, and ends beyond the run.
+A config whose data set is not on this machine can name its size in
+``vis_lr_cfg`` (the flags' keys). Errors in the input are one ``error:``
+line (exit code 2); ``--debug`` shows the traceback.
 """
 import argparse
 import logging
