@@ -4,6 +4,8 @@
 the same code path a user's command does.
 """
 import gc
+import itertools
+import logging
 import os
 import os.path as osp
 
@@ -11,6 +13,7 @@ import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
 from mmengine.device import get_device
 from mmengine.hooks import Hook
+from mmengine.logging import MMLogger
 from mmengine.registry import MODEL_WRAPPERS, RUNNERS, DefaultScope
 from mmengine.runner import Runner
 from torch import nn
@@ -405,6 +408,25 @@ def build_runner(cfg: Config) -> Runner:
     return runner
 
 
+_TOOL_RUNS = itertools.count()
+
+
+def tool_logger(tool: str) -> MMLogger:
+    """A new WARNING-level logger for one run of a tool, and the current one.
+
+    mmengine logs ``print_log(logger='current')`` to the newest MMLogger and
+    keeps each one, with the stdout it found when it was made, for the life
+    of the process. A tool run in a process that made loggers before (a
+    Runner's, a test's) would log through them; a new logger per run writes
+    to this run's stdout.
+
+    Args:
+        tool (str): Part of the logger's name.
+    """
+    return MMLogger.get_instance(f'mmlr_{tool}_{next(_TOOL_RUNS)}',
+                                 log_level=logging.WARNING)
+
+
 def summary_line(runner: Runner) -> str:
     """One line with the last validation metrics and the work dir."""
     metrics = next((h.metrics for h in runner.hooks
@@ -455,6 +477,6 @@ __all__ = [
     'load_config_file', 'merge_cfg_options', 'prepare_config',
     'check_checkpoint_inputs', 'check_optim_wrapper_cfg',
     'LAUNCHER_ENVIRONMENT',
-    'build_runner', 'summary_line', 'end_process_group',
+    'build_runner', 'summary_line', 'end_process_group', 'tool_logger',
     'LastValMetrics', 'FreezeBeforeWrapRunner'
 ]

@@ -12,18 +12,17 @@ big for this machine work too. Errors in the input are one ``error:`` line
 (exit code 2); ``--debug`` shows the traceback.
 """
 import argparse
-import logging
 import os.path as osp
 import sys
 
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.logging import MMLogger  # noqa: E402
 
 from mmlr.analysis import (build_model, group_report,  # noqa: E402
                            load_config, write_param_csv)
-from mmlr.launch import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.launch import (add_cfg_options, check_config_args,  # noqa: E402
+                         tool_logger)
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
 
@@ -59,7 +58,7 @@ def main(argv=None) -> None:
 
 def show(args: argparse.Namespace) -> None:
     # The constructor's own INFO table would repeat the one printed here.
-    MMLogger.get_instance('mmlr_param_groups', log_level=logging.WARNING)
+    tool_logger('param_groups')
     cfg = load_config(args.config, args.cfg_options)
     model, device = build_model(cfg, args.device)
     report = group_report(cfg, model)

@@ -20,7 +20,6 @@ A config whose data set is not on this machine can name its size in
 line (exit code 2); ``--debug`` shows the traceback.
 """
 import argparse
-import logging
 import os
 import os.path as osp
 import sys
@@ -29,7 +28,6 @@ import time
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.utils import ProgressBar  # noqa: E402
 
 from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
@@ -37,7 +35,8 @@ from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
                            metrics_coverage, parse_metrics, plateau_inputs,
                            plot_curves, simulate, summary_table, train_length,
                            write_csv)
-from mmlr.launch import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.launch import (add_cfg_options, check_config_args,  # noqa: E402
+                         tool_logger)
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
 
@@ -148,7 +147,7 @@ def main(argv=None) -> None:
 def draw(args: argparse.Namespace) -> None:
     # Only warnings from the build (the constructor's own group table is
     # what tools/param_groups.py prints).
-    MMLogger.get_instance('mmlr_vis_lr', log_level=logging.WARNING)
+    tool_logger('vis_lr')
     cfg = load_config(args.config, args.cfg_options)
     model, device = build_model(cfg)
     wrapper = build_optim_wrapper_of(cfg, model)
