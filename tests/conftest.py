@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mmengine.config.config as mmengine_config
 import pytest
 from hypothesis import settings
 
@@ -16,6 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 # property over many fresh random examples instead.
 settings.register_profile('suite', derandomize=True, deadline=None)
 settings.load_profile('suite')
+
+
+def _config_text_unformatted(text: str, **style) -> tuple[str, bool]:
+    return text, False
+
+
+# mmengine formats a config's text with yapf each time it writes it (the
+# dump when a Runner starts, meta['cfg'] in every checkpoint): about 0.3 s
+# each, a third of a short digits training. Trainings in this process write
+# it unformatted, as mmengine's Config(format_python_code=False) does; the
+# text is the same Python (the resume hook parses it back). Trainings in a
+# subprocess (tools/train.py, dist_train.sh) still format it.
+mmengine_config.FormatCode = _config_text_unformatted
 
 
 def run_tool(*args: str, timeout: float = 300, env: dict | None = None,
