@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 import re
@@ -136,3 +137,18 @@ def user_error_line(capsys, main, *argv: str) -> str:
     assert stopped.value.code == 2, lines
     assert len(lines) == 1 and lines[0].startswith('error: '), lines
     return lines[0]
+
+
+_train_runs = itertools.count()
+
+
+def train_in_process(config: str, work_dir: Path, *cfg_options: str) -> str:
+    """Run ``tools/train.py config --work-dir work_dir --cfg-options ...`` as
+    ``main(argv)`` in this process, under an experiment name of its own (the
+    Runners of one process must not share one), and return the text of the
+    log file it wrote."""
+    name = f'train_in_process_{next(_train_runs)}'
+    tool_main('train')([config, '--work-dir', str(work_dir), '--cfg-options',
+                        *cfg_options, f'experiment_name={name}'])
+    [log] = Path(work_dir).glob('*/*.log')
+    return log.read_text()
