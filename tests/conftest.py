@@ -142,13 +142,16 @@ def user_error_line(capsys, main, *argv: str) -> str:
 _train_runs = itertools.count()
 
 
-def train_in_process(config: str, work_dir: Path, *cfg_options: str) -> str:
-    """Run ``tools/train.py config --work-dir work_dir --cfg-options ...`` as
-    ``main(argv)`` in this process, under an experiment name of its own (the
-    Runners of one process must not share one), and return the text of the
-    log file it wrote."""
+def train_in_process(config: str, work_dir: Path, *cfg_options: str,
+                     flags: tuple = ()) -> str:
+    """Run ``tools/train.py config --work-dir work_dir *flags --cfg-options
+    ...`` as ``main(argv)`` in this process, under an experiment name of its
+    own (the Runners of one process must not share one), and return the text
+    of the log file this run wrote."""
     name = f'train_in_process_{next(_train_runs)}'
-    tool_main('train')([config, '--work-dir', str(work_dir), '--cfg-options',
-                        *cfg_options, f'experiment_name={name}'])
-    [log] = Path(work_dir).glob('*/*.log')
+    before = set(Path(work_dir).glob('*/*.log'))
+    tool_main('train')([config, '--work-dir', str(work_dir), *flags,
+                        '--cfg-options', *cfg_options,
+                        f'experiment_name={name}'])
+    [log] = set(Path(work_dir).glob('*/*.log')) - before
     return log.read_text()
