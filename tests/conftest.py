@@ -112,6 +112,22 @@ def gloo_world_of_one():
         dist.destroy_process_group()
 
 
+@pytest.fixture(autouse=True)
+def console_logging_outlives_capsys():
+    """A Runner built inside a test that uses ``capsys`` gives its logger a
+    handler on that test's captured stdout, closed when the test ends; the
+    logger stays mmengine's 'current' one, so a later test's log lines would
+    go to a closed file ('--- Logging error ---' on stderr). Point such
+    handlers at the stdout of the moment."""
+    yield
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            stream = getattr(handler, 'stream', None)
+            if stream is not None and getattr(stream, 'closed', False):
+                handler.stream = sys.stdout  # setStream would flush it
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO
