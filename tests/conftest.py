@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 import re
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mmengine.config.config as mmengine_config
 import pytest
 from hypothesis import settings
 
@@ -16,6 +18,19 @@ REPO = Path(__file__).resolve().parents[1]
 # property over many fresh random examples instead.
 settings.register_profile('suite', derandomize=True, deadline=None)
 settings.load_profile('suite')
+
+
+def _config_text_unformatted(text: str, **style) -> tuple[str, bool]:
+    return text, False
+
+
+# mmengine formats a config's text with yapf each time it writes it (the
+# dump when a Runner starts, meta['cfg'] in every checkpoint): about 0.3 s
+# each, a third of a short digits training. Trainings in this process write
+# it unformatted, as mmengine's Config(format_python_code=False) does; the
+# text is the same Python (the resume hook parses it back). Trainings in a
+# subprocess (tools/train.py, dist_train.sh) still format it.
+mmengine_config.FormatCode = _config_text_unformatted
 
 
 def run_tool(*args: str, timeout: float = 300, env: dict | None = None,
@@ -97,6 +112,22 @@ def gloo_world_of_one():
         dist.destroy_process_group()
 
 
+@pytest.fixture(autouse=True)
+def console_logging_outlives_capsys():
+    """A Runner built inside a test that uses ``capsys`` gives its logger a
+    handler on that test's captured stdout, closed when the test ends; the
+    logger stays mmengine's 'current' one, so a later test's log lines would
+    go to a closed file ('--- Logging error ---' on stderr). Point such
+    handlers at the stdout of the moment."""
+    yield
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            stream = getattr(handler, 'stream', None)
+            if stream is not None and getattr(stream, 'closed', False):
+                handler.stream = sys.stdout  # setStream would flush it
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO
@@ -122,3 +153,21 @@ def user_error_line(capsys, main, *argv: str) -> str:
     assert stopped.value.code == 2, lines
     assert len(lines) == 1 and lines[0].startswith('error: '), lines
     return lines[0]
+
+
+_train_runs = itertools.count()
+
+
+def train_in_process(config: str, work_dir: Path, *cfg_options: str,
+                     flags: tuple = ()) -> str:
+    """Run ``tools/train.py config --work-dir work_dir *flags --cfg-options
+    ...`` as ``main(argv)`` in this process, under an experiment name of its
+    own (the Runners of one process must not share one), and return the text
+    of the log file this run wrote."""
+    name = f'train_in_process_{next(_train_runs)}'
+    before = set(Path(work_dir).glob('*/*.log'))
+    tool_main('train')([config, '--work-dir', str(work_dir), *flags,
+                        '--cfg-options', *cfg_options,
+                        f'experiment_name={name}'])
+    [log] = set(Path(work_dir).glob('*/*.log')) - before
+    return log.read_text()

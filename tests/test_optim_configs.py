@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mmlr  # noqa: F401  (weights_only loading of mmengine checkpoints)
-from conftest import final_accuracy, read_scalars, run_tool
+from conftest import final_accuracy, read_scalars, train_in_process
 
 # two epochs: the base schedule's cosine starts after one epoch of warm-up
 # and batches of 64 (23 iterations per epoch) to keep the test short
@@ -19,16 +19,13 @@ SHORT = [
 @pytest.fixture(scope='module')
 def pretrained(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('pretrain')
-    run_tool('tools/train.py', 'configs/vit_digits.py', '--work-dir',
-             str(work_dir), '--cfg-options', *SHORT)
+    train_in_process('configs/vit_digits.py', work_dir, *SHORT)
     return work_dir / 'epoch_2.pth'
 
 
 def test_vit_layer_decay_config_trains_with_decayed_lrs(tmp_path, pretrained):
-    result = run_tool('tools/train.py', 'configs/vit_digits_layer_decay.py',
-                      '--work-dir', str(tmp_path), '--cfg-options',
-                      f'load_from={pretrained}', *SHORT)
-    log = result.stdout + result.stderr
+    log = train_in_process('configs/vit_digits_layer_decay.py', tmp_path,
+                           f'load_from={pretrained}', *SHORT)
     # 4 blocks -> 6 layer ids (stem, 4 blocks, head), each with decayed
     # weights and undecayed 1-D parameters / tokens: 12 groups.
     assert ('56 trainable tensors in 12 groups (layer depths from: '
@@ -48,10 +45,8 @@ def test_vit_layer_decay_config_trains_with_decayed_lrs(tmp_path, pretrained):
 
 
 def test_linear_probe_config_trains_only_the_head(tmp_path, pretrained):
-    result = run_tool('tools/train.py', 'configs/vit_digits_linear_probe.py',
-                      '--work-dir', str(tmp_path), '--cfg-options',
-                      f'load_from={pretrained}', *SHORT)
-    log = result.stdout + result.stderr
+    log = train_in_process('configs/vit_digits_linear_probe.py', tmp_path,
+                           f'load_from={pretrained}', *SHORT)
     # timm ViT: 56 tensors; head.weight and head.bias, both without weight
     # decay at the same lr, share one group.
     assert '2 trainable tensors in 1 group (layer depths' in log

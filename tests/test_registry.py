@@ -77,38 +77,65 @@ def _run(code: str) -> str:
     return result.stdout
 
 
-SNAPSHOT = '''
+# One fresh process for both imports: importing mmlr.demo alone first
+# imports mmlr, so the root as it was before mmlr against the root after
+# each import is what two separate processes would see.
+SNAPSHOTS = '''
     import mmengine.registry.root as root
     from mmengine.registry import Registry
 
     def snapshot():
-        return {{
+        return {
             name: dict(reg.module_dict)
             for name, reg in vars(root).items() if isinstance(reg, Registry)
-        }}
+        }
 
     before = snapshot()
-    import {module}
-    after = snapshot()
-    changed = [(reg, key) for reg, entries in before.items()
-               for key, cls in entries.items() if after[reg].get(key) is not cls]
-    added = sorted((reg, key) for reg, entries in after.items()
-                   for key in entries if key not in before[reg])
-    print('CHANGED', changed)
-    print('ADDED', added)
+    for module in ('mmlr', 'mmlr.demo'):
+        __import__(module)
+        after = snapshot()
+        changed = [(reg, key) for reg, entries in before.items()
+                   for key, cls in entries.items()
+                   if after[reg].get(key) is not cls]
+        added = sorted((reg, key) for reg, entries in after.items()
+                       for key in entries if key not in before[reg])
+        print(module, 'CHANGED', changed)
+        print(module, 'ADDED', added)
 '''
 
 
+@pytest.fixture(scope='module')
+def snapshots() -> dict:
+    """{module: the lines its import printed} from one fresh process."""
+    out = _run(SNAPSHOTS)
+    lines = {}
+    for line in out.splitlines():
+        module, rest = line.split(' ', 1)
+        lines[module] = lines.get(module, '') + rest + '\n'
+    return lines
+
+
 @pytest.mark.parametrize('module', ['mmlr', 'mmlr.demo'])
-def test_import_changes_no_existing_root_entry(module):
-    out = _run(SNAPSHOT.format(module=module))
+def test_import_changes_no_existing_root_entry(module, snapshots):
+    out = snapshots[module]
     assert 'CHANGED []' in out, out
+    assert 'ADDED' in out, out
     # The demo's generic names (Accuracy, ...) never reach the root.
     assert "'Accuracy'" not in out and "'DigitsViT'" not in out, out
 
 
-def test_demo_components_build_by_scoped_name_without_custom_imports():
-    out = _run('''
+@pytest.fixture(scope='module')
+def scoped_builds() -> list:
+    """What a fresh process without custom_imports builds from scoped
+    names: first a scheduler (nothing of mmlr imported yet), then the
+    demo's model, metric and dataset."""
+    return _run('''
+        import torch
+        from mmengine.registry import PARAM_SCHEDULERS
+        o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        s = PARAM_SCHEDULERS.build(dict(type='mmlr.LinearLrInterval', end=5),
+                                   default_args=dict(optimizer=o))
+        print(type(s).__module__, type(s).__name__)
         from mmengine.registry import DATASETS, METRICS, MODELS
         from mmengine.registry import DefaultScope
         DefaultScope.get_instance('probe', scope_name='mmengine')
@@ -116,8 +143,13 @@ def test_demo_components_build_by_scoped_name_without_custom_imports():
         print(type(METRICS.build(dict(type='mmlr.Accuracy'))).__name__)
         dataset = DATASETS.build(dict(type='mmlr.DigitsDataset', split='val'))
         print(type(dataset).__name__, len(dataset))
-    ''')
-    assert out.split() == ['DigitsViT', 'Accuracy', 'DigitsDataset', '359']
+    ''').split()
+
+
+def test_demo_components_build_by_scoped_name_without_custom_imports(
+        scoped_builds):
+    assert scoped_builds[2:] == ['DigitsViT', 'Accuracy', 'DigitsDataset',
+                                 '359']
 
 
 def _build_scheduler(cfg: dict, default_scope: str | None):
@@ -169,14 +201,7 @@ def test_scoped_names_reach_ours_from_every_scope(scope, downstream_scope):
             LinearLR
 
 
-def test_scoped_scheduler_builds_in_a_fresh_process_without_custom_imports():
-    out = _run('''
-        import torch
-        from mmengine.registry import PARAM_SCHEDULERS
-        o = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-        s = PARAM_SCHEDULERS.build(dict(type='mmlr.LinearLrInterval', end=5),
-                                   default_args=dict(optimizer=o))
-        print(type(s).__module__, type(s).__name__)
-    ''')
-    assert out.split() == ['mmlr.schedulers.linear_interval',
-                           'LinearLrInterval']
+def test_scoped_scheduler_builds_in_a_fresh_process_without_custom_imports(
+        scoped_builds):
+    assert scoped_builds[:2] == ['mmlr.schedulers.linear_interval',
+                                 'LinearLrInterval']

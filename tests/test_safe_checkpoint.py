@@ -17,8 +17,8 @@ CONFIG = 'configs/vit_digits.py'
 
 def short_run(work_dir, epochs: int, resume: str | None = None,
               hooks: bool = True):
-    """Digits in batches of 256 (6 iterations an epoch), a checkpoint every
-    epoch and only the newest one kept."""
+    """Digits in 2 batches of 256 an epoch, a checkpoint every epoch and
+    only the newest one kept."""
     cfg = prepare_config(
         CONFIG,
         work_dir=str(work_dir),
@@ -27,6 +27,7 @@ def short_run(work_dir, epochs: int, resume: str | None = None,
             'train_cfg.max_epochs': epochs,
             'train_cfg.val_interval': 100,
             'train_dataloader.batch_size': 256,
+            'train_dataloader.num_batch_per_epoch': 2,
             'default_hooks.checkpoint.interval': 1,
             'default_hooks.checkpoint.max_keep_ckpts': 1,
             'param_scheduler.1.end': 3,

@@ -2,21 +2,22 @@
 import pytest
 import torch
 
-from conftest import read_scalars, run_tool
+from conftest import read_scalars, train_in_process
 
 BASE_LR = 2e-3
 ITERS = 45  # 1,438 training images in batches of 32
+# the runs that check only the lr curve train 9 batches an epoch
+FEW = 9
+FEW_BATCHES = f'train_dataloader.num_batch_per_epoch={FEW}'
 QUIET = ['model.drop_path_rate=0.0', 'model.proj_drop_rate=0.0',
          'model.attn_drop_rate=0.0', 'default_hooks.logger.interval=1',
          'default_hooks.checkpoint.interval=1']
 
 
-def train(config: str, work_dir, *options: str, resume: bool = False,
-          check: bool = True):
-    args = ['tools/train.py', config, '--work-dir', str(work_dir)]
-    if resume:
-        args.append('--resume')
-    return run_tool(*args, '--cfg-options', *QUIET, *options, check=check)
+def train(config: str, work_dir, *options: str, resume: bool = False) -> str:
+    """tools/train.py in this process; the text of the run's log."""
+    return train_in_process(config, work_dir, *QUIET, *options,
+                            flags=('--resume', ) if resume else ())
 
 
 def lr_by_iteration(work_dir) -> dict:
@@ -32,40 +33,40 @@ def val_accuracies(work_dir) -> list:
 
 def test_internvl_linear_recipe(tmp_path):
     train('configs/vit_digits_internvl_linear.py', tmp_path,
-          'train_cfg.max_epochs=4')
+          'train_cfg.max_epochs=4', FEW_BATCHES)
     lrs = lr_by_iteration(tmp_path)
-    assert len(lrs) == 4 * ITERS
-    # warm-up over 2 epochs = 90 iterations from 1e-6 (factor 1e-6 / 2e-3):
+    assert len(lrs) == 4 * FEW
+    # warm-up over 2 epochs = 18 iterations from 1e-6 (factor 1e-6 / 2e-3):
     start = 1e-6 / BASE_LR
-    for t in range(90):
+    for t in range(18):
         assert lrs[t] == pytest.approx(
-            BASE_LR * (start + (1 - start) * t / 89), rel=1e-6)
-    # then 1 -> 0.01 over iterations 90..179 (the last one at 0.01)
-    for t in range(90, 180):
+            BASE_LR * (start + (1 - start) * t / 17), rel=1e-6)
+    # then 1 -> 0.01 over iterations 18..35 (the last one at 0.01)
+    for t in range(18, 36):
         assert lrs[t] == pytest.approx(
-            BASE_LR * (1 - 0.99 * (t - 90) / 89), rel=1e-6)
+            BASE_LR * (1 - 0.99 * (t - 18) / 17), rel=1e-6)
 
 
 def test_staircase(tmp_path):
-    # hold until epoch 2, then stairs of 1 epoch (45 iterations) down to 0
-    # at the last stair: window [90, 225), 134 // 45 = 2 stairs after the
-    # first: factors 1, 0.5, 0 from iterations 90, 135, 180.
+    # hold until epoch 2, then stairs of 1 epoch (9 iterations) down to 0
+    # at the last stair: window [18, 45), 26 // 9 = 2 stairs after the
+    # first: factors 1, 0.5, 0 from iterations 18, 27, 36.
     train('configs/vit_digits_staircase.py', tmp_path,
           'train_cfg.max_epochs=5', 'param_scheduler.0.begin=2',
-          'param_scheduler.0.interval=1')
+          'param_scheduler.0.interval=1', FEW_BATCHES)
     lrs = lr_by_iteration(tmp_path)
-    expected = [BASE_LR] * 135 + [BASE_LR / 2] * 45 + [0.0] * 45
-    assert [lrs[t] for t in range(225)] == pytest.approx(expected, abs=1e-12)
+    expected = [BASE_LR] * 27 + [BASE_LR / 2] * 9 + [0.0] * 9
+    assert [lrs[t] for t in range(45)] == pytest.approx(expected, abs=1e-12)
 
 
 def test_linear_decay(tmp_path):
     # warm-up over epoch 0 by iteration, then by epoch 1 -> 0 over [1, 4):
     # factors 1, 0.5, 0 for epochs 1, 2, 3
     train('configs/vit_digits_linear_decay.py', tmp_path,
-          'train_cfg.max_epochs=4')
+          'train_cfg.max_epochs=4', FEW_BATCHES)
     lrs = lr_by_iteration(tmp_path)
     assert lrs[0] == pytest.approx(BASE_LR * 0.01)
-    assert [lrs[ITERS * e + 5] for e in (1, 2, 3)] == pytest.approx(
+    assert [lrs[FEW * e + 5] for e in (1, 2, 3)] == pytest.approx(
         [BASE_LR, BASE_LR / 2, 0.0], abs=1e-12)
 
 
@@ -101,14 +102,15 @@ def test_plateau_on_validation_accuracy_reduces_like_pytorch(tmp_path):
 
 def test_plateau_resumes_to_the_uninterrupted_sequence(tmp_path):
     whole, part = tmp_path / 'whole', tmp_path / 'part'
-    options = STRICT
+    # exactness of the resume is the point: 15 batches an epoch
+    options = [*STRICT, 'train_dataloader.num_batch_per_epoch=15']
     train('configs/vit_digits_plateau.py', whole, 'train_cfg.max_epochs=7',
           *options)
     train('configs/vit_digits_plateau.py', part, 'train_cfg.max_epochs=3',
           *options)
     resumed = train('configs/vit_digits_plateau.py', part,
                     'train_cfg.max_epochs=7', *options, resume=True)
-    assert 'validating once' in resumed.stdout + resumed.stderr
+    assert 'validating once' in resumed
     assert lr_by_iteration(part) == lr_by_iteration(whole)
     assert min(lr_by_iteration(whole).values()) < BASE_LR
 
@@ -125,21 +127,23 @@ def test_plateau_in_an_iteration_loop(tmp_path):
     assert min(expected) < BASE_LR
 
 
-def test_resume_with_a_different_scheduler_list_is_refused(tmp_path):
+def test_resume_with_a_different_scheduler_list_is_refused(tmp_path,
+                                                           capsys):
     train('configs/vit_digits_staircase.py', tmp_path,
-          'train_cfg.max_epochs=2', 'param_scheduler.0.begin=0')
-    result = train('configs/vit_digits_plateau.py', tmp_path,
-                   'train_cfg.max_epochs=3', resume=True, check=False)
-    assert result.returncode != 0
+          'train_cfg.max_epochs=2', 'param_scheduler.0.begin=0', FEW_BATCHES)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        train('configs/vit_digits_plateau.py', tmp_path,
+              'train_cfg.max_epochs=3', resume=True)
+    assert stopped.value.code != 0
     assert ("the config has 2 param_scheduler entries (['LinearLR', "
-            "'ReduceLR']) but the checkpoint has 1") in result.stderr
+            "'ReduceLR']) but the checkpoint has 1") in capsys.readouterr().err
 
 
 def test_plateau_without_validation_warns_at_the_start(tmp_path):
-    result = train('configs/vit_digits_plateau.py', tmp_path,
-                   'train_cfg.max_epochs=1', 'val_dataloader=None',
-                   'val_cfg=None', 'val_evaluator=None')
-    log = result.stdout + result.stderr
+    log = train('configs/vit_digits_plateau.py', tmp_path,
+                'train_cfg.max_epochs=1', FEW_BATCHES, 'val_dataloader=None',
+                'val_cfg=None', 'val_evaluator=None')
     assert ("ReduceLR monitors 'accuracy/top1', a validation metric, but "
             'this run has no validation') in log
     # said before the first training iteration is logged

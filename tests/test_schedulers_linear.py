@@ -1,6 +1,7 @@
 """LinearLR, LinearDecayLR and LinearLrInterval: numbers, chaining, checks."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings
@@ -202,7 +203,26 @@ def test_warm_up_from_zero_then_cosine_matches_mmengine_from_a_tiny_start():
     o = sgd(0.1)
     swapped = [CosineAnnealingLR(o, T_max=40, eta_min=1e-3),
                LinearLR(o, start_factor=0.0, end=11)]
-    assert lrs_over(o, swapped, 45)[1:] == pytest.approx(expected, rel=0.01)
+    # By hand: mmengine's own cosine acts on the value the warm-up left;
+    # the warm-up then divides out its last factor (at step 1 that factor
+    # was 0, so the cosine's change is lost and the lr beneath stays 0.1)
+    # and applies its next one, t / 10.
+    ref = sgd(0.1)
+    cosine = CosineAnnealingLR(ref, T_max=40, eta_min=1e-3)
+    beneath, by_hand = 0.1, []
+    ref.param_groups[0]['lr'] = 0.0
+    for step in range(1, 45):
+        cosine.step()
+        if step > 1:
+            beneath = ref.param_groups[0]['lr'] / ((step - 1) / 10 if
+                                                   step <= 11 else 1.0)
+        lr = beneath * min(step, 10) / 10
+        ref.param_groups[0]['lr'] = lr
+        by_hand.append(lr)
+    assert lrs_over(o, swapped, 45)[1:] == pytest.approx(by_hand, rel=1e-12)
+    # ... which is near the other order's, but not the same
+    assert by_hand == pytest.approx(expected, rel=0.01)
+    assert by_hand != pytest.approx(expected, rel=1e-3)
 
 
 def test_overlapping_ramps_resume_inside_the_zero_step():
@@ -280,21 +300,36 @@ def test_overlap_composes_like_mmengine_in_either_order(first_is_linear):
     assert lrs_over(o, chain, 10) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize('cls, kwargs', [
-    (LinearLR, dict(start_factor=0.0, end_factor=1.0, end=100_000)),
-    (LinearDecayLR, dict(end=100_000)),
+@pytest.mark.parametrize('cls, kwargs, factor', [
+    (LinearLR, dict(start_factor=0.0, end_factor=1.0, end=100_000),
+     lambda s: np.minimum(s, 99_999) / 99_999),
+    (LinearDecayLR, dict(end=100_000),
+     lambda s: 1 - np.minimum(s, 99_999) / 99_999),
+    # stairs of 7 steps from step 5: (100_000 - 5 - 1) // 7 = 14_284 stairs
+    # after the first, from 0.9 down to 0.1; factor 1 before begin
     (LinearLrInterval, dict(start_factor=0.9, end_factor=0.1, interval=7,
-                            begin=5, end=100_000)),
+                            begin=5, end=100_000),
+     lambda s: np.where(s < 5, 1.0, 0.9 - 0.8 * np.minimum(
+         (s - 5) // 7, 14_284) / 14_284)),
 ])
-def test_closed_form_agrees_with_chainable_over_100k_steps(cls, kwargs):
+def test_closed_form_agrees_with_chainable_over_100k_steps(cls, kwargs,
+                                                           factor):
+    # 100k chained steps (each divides out the last factor and multiplies
+    # the next) accumulate no drift: the stepped lrs and value_at both equal
+    # the hand formula base * factor(step)
     o = sgd(0.3, 0.03)
     s = cls(o, by_epoch=False, **kwargs)
-    for step in range(100_002):
-        closed = s.value_at(step)
-        for group, value in zip(o.param_groups, closed):
-            assert group['lr'] == pytest.approx(value, rel=1e-9, abs=1e-15)
-        o.step()
+    steps = np.arange(100_002)
+    stepped, closed = [], []
+    o.step()  # once, as mmengine checks on the first step; the lrs do not
+    # depend on it (the parameters have no gradient)
+    for step in steps:
+        stepped.append([g['lr'] for g in o.param_groups])
+        closed.append(s.value_at(int(step)))
         s.step()
+    expected = np.outer(factor(steps), [0.3, 0.03])
+    np.testing.assert_allclose(stepped, expected, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(closed, expected, rtol=1e-9, atol=1e-15)
 
 
 def test_optim_wrapper_with_several_groups_schedules_its_pseudo_group():

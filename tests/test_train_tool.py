@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import (REPO, final_accuracy, read_scalars, run_tool,
-                      tool_main, user_error_line)
+                      tool_main, train_in_process, user_error_line)
 from mmlr.user_errors import UserError
 
 CONFIG = 'configs/vit_digits.py'
@@ -17,6 +17,8 @@ DETERMINISTIC = [
     'model.attn_drop_rate=0.0', 'default_hooks.logger.interval=1',
     'default_hooks.checkpoint.interval=1'
 ]
+# the wiring tests train 9 of the 45 batches an epoch
+FEW_BATCHES = ['train_dataloader.num_batch_per_epoch=9']
 
 
 def test_default_demo_config_reaches_95_percent(tmp_path):
@@ -33,37 +35,32 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     # The cosine's end is pinned to 4 epochs so the 2-epoch run and the
     # 4-epoch run schedule the same curve (mmengine's schedulers keep the end
     # saved in the checkpoint).
-    pinned = DETERMINISTIC + ['param_scheduler.1.end=4']
+    pinned = DETERMINISTIC + FEW_BATCHES + ['param_scheduler.1.end=4']
     whole, part = tmp_path / 'whole', tmp_path / 'part'
-    run_tool('tools/train.py', CONFIG, '--work-dir', str(whole),
-             '--cfg-options', 'train_cfg.max_epochs=4', *pinned)
-    run_tool('tools/train.py', CONFIG, '--work-dir', str(part),
-             '--cfg-options', 'train_cfg.max_epochs=2', *pinned)
+    train_in_process(CONFIG, whole, 'train_cfg.max_epochs=4', *pinned)
+    train_in_process(CONFIG, part, 'train_cfg.max_epochs=2', *pinned)
     assert (part / 'epoch_2.pth').exists()
-    resumed = run_tool('tools/train.py', CONFIG, '--work-dir', str(part),
-                       '--resume', '--cfg-options', 'train_cfg.max_epochs=4',
-                       *pinned)
-    assert 'resumed epoch: 2' in resumed.stdout + resumed.stderr
+    resumed = train_in_process(CONFIG, part, 'train_cfg.max_epochs=4',
+                               *pinned, flags=('--resume', ))
+    assert 'resumed epoch: 2' in resumed
 
     def epochs_3_and_4(work_dir):
         return [(r['iter'], r['lr'], r['loss']) for r in read_scalars(work_dir)
                 if 'loss' in r and r['epoch'] >= 3]
 
     expected = epochs_3_and_4(whole)
-    assert len(expected) == 2 * 45  # 1,438 images in batches of 32
+    assert len(expected) == 2 * 9  # 9 batches an epoch
     assert epochs_3_and_4(part) == expected
 
 
 def test_resume_from_an_explicit_checkpoint_path(tmp_path):
-    run_tool('tools/train.py', CONFIG, '--work-dir', str(tmp_path),
-             '--cfg-options', 'train_cfg.max_epochs=2', *DETERMINISTIC)
-    result = run_tool('tools/train.py', CONFIG, '--work-dir', str(tmp_path),
-                      '--resume', str(tmp_path / 'epoch_1.pth'),
-                      '--cfg-options', 'train_cfg.max_epochs=2',
-                      *DETERMINISTIC)
-    log = result.stdout + result.stderr
+    train_in_process(CONFIG, tmp_path, 'train_cfg.max_epochs=2',
+                     *DETERMINISTIC, *FEW_BATCHES)
+    log = train_in_process(CONFIG, tmp_path, 'train_cfg.max_epochs=2',
+                           *DETERMINISTIC, *FEW_BATCHES,
+                           flags=('--resume', str(tmp_path / 'epoch_1.pth')))
     assert 'resumed epoch: 1' in log
-    assert 'Epoch(train) [2][45/45]' in log
+    assert 'Epoch(train) [2][9/9]' in log
 
 
 def test_unknown_type_names_the_registry_and_the_name(tmp_path):

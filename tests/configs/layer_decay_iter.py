@@ -11,3 +11,6 @@ param_scheduler = [
 log_processor = dict(by_epoch=False)
 default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=6, max_keep_ckpts=-1))
+# An endless sampler: mmengine's IterBasedTrainLoop sleeps 2 s each time a
+# finite dataloader runs out.
+train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
