@@ -1,6 +1,6 @@
 """How long building the optim wrapper takes as models grow.
 
-Item 2 of issue 6. A synthetic model of 24 layers, each a run of
+A synthetic model of 24 layers, each a run of
 ``Linear(8, 8)`` + ``LayerNorm(8)`` pairs (4 tensors per pair), is built
 with 1k to 16k parameter tensors; three arms build an ``OptimWrapper``
 (AdamW) from it, round-robin:
@@ -22,7 +22,7 @@ are timed on it, beside mmengine's build.
     python benchmarks/build_time.py              # full: ~45 s on 2 cores
     python benchmarks/build_time.py --quick      # small sizes, seconds
 
-Target (issue 6): mmlr grows linearly and takes <= 0.1 s at 8,000 tensors.
+Target: mmlr grows linearly and takes <= 0.1 s at 8,000 tensors.
 """
 import math
 import time
@@ -122,7 +122,7 @@ def exponent(rows: list[dict], name: str) -> float | None:
 
 
 def verdict(rows: list[dict], growth: dict) -> str:
-    """The growth exponents, and the issue's targets for mmlr."""
+    """The growth exponents, and the targets for mmlr."""
     text = 'growth exponent k (time ~ tensors^k): ' + ', '.join(
         f'{n}: {k:.2f}' for n, k in growth.items() if k is not None) + '.'
     at_8k = next((r['seconds']['mmlr'] for r in rows

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import _timing
 
-#: the command of issue 10, item 1
+#: a 2-process layer-decay training, as users start one
 DEFAULT_CONFIG = 'configs/vit_digits_layer_decay.py'
 DEFAULT_OPTIONS = ['train_cfg.max_epochs=2']
 #: one epoch needs the cosine (from epoch 1) to end later than it begins

@@ -1,6 +1,6 @@
 """How many optimizer groups each way of configuring layer decay gives.
 
-Item 5 of issue 6: with the MAE recipe (``layer_decay_rate``,
+With the MAE recipe (``layer_decay_rate``,
 ``flat_decay_mult=0.0``) mmlr merges ViT-B/16's 152 tensors into 28 groups
 and ViT-L/16's 296 into 52, the same as timm's ``param_groups_layer_decay``,
 while mmengine's default constructor with any ``paramwise_cfg`` (and
@@ -13,7 +13,7 @@ import _timing
 from vit_groups import (GROUPINGS, MAE_RATE, MODELS, QUICK_MODEL, build_vit,
                         groupings)
 
-#: what issue 6 expects for the MAE recipe
+#: what the MAE recipe should give
 EXPECTED_MMLR = {'ViT-B/16': 28, 'ViT-L/16': 52}
 
 

@@ -1,6 +1,6 @@
 """What the grouping of parameters costs at every ``optimizer.step()``.
 
-Item 1 of issue 6. For timm ViT-B/16 and ViT-L/16 (``pretrained=False``),
+For timm ViT-B/16 and ViT-L/16 (``pretrained=False``),
 AdamW and SGD (momentum 0.9), and the three ways torch can run an optimizer
 (default, which on CPU is the per-tensor for-loop; ``foreach=True``;
 ``fused=True``), times one step with four groupings of the same tensors:
@@ -21,7 +21,7 @@ the cost), so ViT-L with AdamW needs ~5 GB instead of ~12 GB.
     python benchmarks/optimizer_step.py --quick      # a tiny ViT, seconds
     python benchmarks/optimizer_step.py --json out.json --models ViT-B/16
 
-Targets (issue 6), on the shrunk structure: per-tensor / mmlr >= 1.5x with
+Targets, on the shrunk structure: per-tensor / mmlr >= 1.5x with
 foreach and with fused, mmlr / timm <= 1.02x; on real weights mmlr / single
 <= 1.05x in every mode.
 """
@@ -146,7 +146,7 @@ def timing_table(cells: list[dict]) -> str:
 
 
 def targets(cells: list[dict]) -> list[dict]:
-    """Each target of issue 6 checked on every cell it applies to."""
+    """Each target checked on every cell it applies to."""
     checks = []
     for c in cells:
         where = f"{c['model']} {c['structure']} {c['optimizer']} {c['mode']}"

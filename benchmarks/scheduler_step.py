@@ -1,6 +1,6 @@
 """What a scheduler's ``step()`` costs, mmlr's against mmengine's.
 
-Item 3 of issue 6. Each scheduler drives an ``OptimWrapper`` (SGD) with 28
+Each scheduler drives an ``OptimWrapper`` (SGD) with 28
 param groups (ViT-B, MAE recipe, merged) or 152 (ViT-B, one group per
 tensor), called the way mmengine's ``ParamSchedulerHook`` calls it:
 

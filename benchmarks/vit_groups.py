@@ -16,7 +16,7 @@ import torch.nn as nn
 
 BASE_LR = 1e-3
 WEIGHT_DECAY = 0.05
-#: the timm models of the issue, and a tiny one for ``--quick``
+#: the timm models measured, and a tiny one for ``--quick``
 MODELS = {
     'ViT-B/16': 'vit_base_patch16_224',
     'ViT-L/16': 'vit_large_patch16_224',
