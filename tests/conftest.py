@@ -5,6 +5,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mmengine.config.config as mmengine_config
@@ -158,6 +159,18 @@ def user_error_line(capsys, main, *argv: str) -> str:
 _train_runs = itertools.count()
 
 
+def wait_for_a_new_second(work_dir: Path) -> None:
+    """Wait until the clock is past the second of every run in
+    ``work_dir``: a Runner names its log folder (``WORK_DIR/<timestamp>``)
+    by the second it starts in, so a resume that starts in the same second
+    as the run it resumes would write into that run's folder and log."""
+    def now():
+        return time.strftime('%Y%m%d_%H%M%S')
+    runs = {p.name for p in Path(work_dir).glob('*') if p.is_dir()}
+    while now() in runs:
+        time.sleep(0.05)
+
+
 def train_in_process(config: str, work_dir: Path, *cfg_options: str,
                      flags: tuple = ()) -> str:
     """Run ``tools/train.py config --work-dir work_dir *flags --cfg-options
@@ -165,6 +178,7 @@ def train_in_process(config: str, work_dir: Path, *cfg_options: str,
     own (the Runners of one process must not share one), and return the text
     of the log file this run wrote."""
     name = f'train_in_process_{next(_train_runs)}'
+    wait_for_a_new_second(work_dir)
     before = set(Path(work_dir).glob('*/*.log'))
     tool_main('train')([config, '--work-dir', str(work_dir), *flags,
                         '--cfg-options', *cfg_options,

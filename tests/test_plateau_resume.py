@@ -22,6 +22,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
 
+from conftest import wait_for_a_new_second
 from mmlr.schedulers import ReduceLR
 from mmlr.schedulers.resume_validation import (iteration_before_validation,
                                                validates_after)
@@ -54,6 +55,7 @@ def train(config: str, work_dir: Path, *, hook: bool, resume_from=None,
         'load_from': None if resume_from is None else str(resume_from),
         **options,
     })
+    wait_for_a_new_second(work_dir)
     runner = Runner.from_cfg(cfg)
     runner.train()
     log_dir = Path(runner.log_dir)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
+from conftest import wait_for_a_new_second
 from mmlr.hooks.optimizer_layout import remap_by_name, shape_mismatches
 from mmlr.launch import build_runner, prepare_config
 
@@ -79,6 +80,7 @@ def train(config: str, work_dir: Path, options: dict, resume=None):
     cfg = prepare_config(config, work_dir=str(work_dir), resume=resume,
                          cfg_options=options)
     cfg.experiment_name = f'resume_optimizer_{next(_names)}'
+    wait_for_a_new_second(work_dir)
     runner = build_runner(cfg)
     recorder = Recorder()
     runner.register_hook(recorder)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from mmengine.fileio import LocalBackend
 
+from conftest import wait_for_a_new_second
 from mmlr.hooks.safe_checkpoint import is_complete_checkpoint, \
     resumable_checkpoint
 from mmlr.launch import build_runner, prepare_config
@@ -33,6 +34,7 @@ def short_run(work_dir, epochs: int, resume: str | None = None,
             'param_scheduler.1.end': 3,
         })
     cfg.experiment_name = f'safe-ckpt-{work_dir.name}-{epochs}-{resume}'
+    wait_for_a_new_second(work_dir)
     if hooks:
         return build_runner(cfg)
     from mmengine.runner import Runner
