@@ -5,8 +5,8 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO
-from mmlr.launch import (check_checkpoint_inputs, merge_cfg_options,
-                         parse_cfg_options, prepare_config)
+from mmlr.cfg_options import merge_cfg_options, parse_cfg_options
+from mmlr.launch import check_checkpoint_inputs, prepare_config
 from mmlr.user_errors import UserError
 
 CONFIG = str(REPO / 'configs/vit_digits.py')

@@ -21,8 +21,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmlr.analysis import (build_model, group_report,  # noqa: E402
                            load_config, write_param_csv)
-from mmlr.launch import (add_cfg_options, check_config_args,  # noqa: E402
-                         tool_logger)
+from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.launch import tool_logger  # noqa: E402
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
 

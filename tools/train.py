@@ -21,8 +21,8 @@ import sys
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmlr.launch import (add_cfg_options, build_runner,  # noqa: E402
-                         check_checkpoint_inputs, check_config_args,
+from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.launch import (build_runner, check_checkpoint_inputs,  # noqa: E402
                          check_optim_wrapper_cfg, end_process_group,
                          prepare_config, summary_line)
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402

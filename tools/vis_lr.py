@@ -35,8 +35,8 @@ from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
                            metrics_coverage, parse_metrics, plateau_inputs,
                            plot_curves, simulate, summary_table, train_length,
                            write_csv)
-from mmlr.launch import (add_cfg_options, check_config_args,  # noqa: E402
-                         tool_logger)
+from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.launch import tool_logger  # noqa: E402
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
 

@@ -16,7 +16,8 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
-from ..launch import load_config_file, merge_cfg_options, parse_cfg_options
+from ..cfg_options import (load_config_file, merge_cfg_options,
+                           parse_cfg_options)
 from ..user_errors import user_error_message
 
 
@@ -32,7 +33,7 @@ def load_config(path: str, cfg_options: list[str] | dict | None = None
 
     Raises:
         UserError: A config file that does not load; an option that does
-            not fit the config (see :func:`mmlr.launch.merge_cfg_options`).
+            not fit the config (see :func:`mmlr.cfg_options.merge_cfg_options`).
 
     Example:
         >>> cfg = load_config('configs/vit_digits.py',
