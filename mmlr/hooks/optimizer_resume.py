@@ -1,26 +1,22 @@
 """On resume, the optimizer's hyper-parameters follow the config and its
 state lands on the tensors it belongs to."""
 import copy
-import warnings
 
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.optim import BaseOptimWrapper, OptimWrapper, OptimWrapperDict
-from mmengine.runner import EpochBasedTrainLoop
+from mmengine.optim import BaseOptimWrapper, OptimWrapperDict
 
 from ..registry import HOOKS
 from ..schedulers.base import plain
+from .config_changes import config_changes
 from .optimizer_layout import named_groups, remap_by_name, shape_mismatches
+from .schedule_replay import replay_schedule
 
 #: checkpoint key of the parameter names each optimizer group held
 NAMES_KEY = 'optimizer_param_names'
 #: where the hyper-parameters of a resumed run come from
 SETTINGS_SOURCES = ('config', 'checkpoint')
-#: config entries whose changes are named in the resume log
-WATCHED_CONFIG = ('optim_wrapper', 'param_scheduler', 'auto_scale_lr',
-                  'train_cfg', 'train_dataloader')
 
 
 def optim_wrappers(optim_wrapper) -> dict:
@@ -46,52 +42,6 @@ def config_values(group: dict) -> dict:
         # mmengine's momentum schedulers move Adam's betas[0] as 'momentum'
         values['betas'] = (group['initial_momentum'], *group['betas'][1:])
     return values
-
-
-def scheduler_configs(runner, name: str):
-    """The config's ``param_scheduler`` entries for optimizer ``name``, as
-    mmengine's ``build_param_scheduler`` picks them."""
-    cfg = runner.cfg.get('param_scheduler')
-    if name and isinstance(cfg, dict) and 'type' not in cfg:
-        return cfg.get(name)
-    return cfg
-
-
-def flat_config(cfg, prefix: str = '') -> dict:
-    """``{'a.b.0.c': value}`` for every leaf of nested dicts and lists."""
-    if isinstance(cfg, dict):
-        items = cfg.items()
-    elif isinstance(cfg, (list, tuple)):
-        items = enumerate(cfg)
-    else:
-        return {prefix: cfg}
-    flat = {}
-    for key, value in items:
-        flat.update(flat_config(value, f'{prefix}.{key}' if prefix else
-                                str(key)))
-    return flat
-
-
-def config_changes(saved_text: str | None, cfg) -> list[str]:
-    """``'key old -> new'`` for every optimizer, scheduler, loop and data
-    setting the checkpoint's config (``meta['cfg']``) and ``cfg`` differ
-    in."""
-    if not saved_text:
-        return []
-    try:
-        saved = Config.fromstring(saved_text, file_format='.py')
-    except Exception:  # an unparsable old config only costs the names
-        return []
-    changes = []
-    for key in WATCHED_CONFIG:
-        old = flat_config(saved.to_dict().get(key), key)
-        new = flat_config(cfg.to_dict().get(key), key)
-        for leaf in sorted(set(old) | set(new)):
-            if old.get(leaf, '<unset>') != new.get(leaf, '<unset>'):
-                # the key as --cfg-options spells it
-                changes.append(f'{leaf} {old.get(leaf, "<unset>")!r} -> '
-                               f'{new.get(leaf, "<unset>")!r}')
-    return changes
 
 
 @HOOKS.register_module()
@@ -299,7 +249,9 @@ class OptimizerResumeHook(Hook):
                 'values; resume with the checkpoint\'s settings, or add '
                 "custom_hooks=[dict(type='mmlr.OptimizerResumeHook', "
                 "settings_from='checkpoint')] to keep its values")
-        replayed = self._replay(runner, name, wrapper, schedulers)
+        replayed = replay_schedule(runner, name, wrapper, schedulers,
+                                   self._config_values[name],
+                                   self._defaults[name])
         if isinstance(replayed, str):
             print_log(
                 f'OptimizerResumeHook: cannot rebuild the schedulers{where} '
@@ -328,57 +280,6 @@ class OptimizerResumeHook(Hook):
         if differ or changes:
             self._log(changes, differ, where, kept=False, values=values,
                       targets=targets)
-
-    def _replay(self, runner, name: str, wrapper, schedulers: list):
-        """A plain-number optimizer with the config's values, stepped by
-        freshly built copies of the config's schedulers to the resumed
-        step, as ``ParamSchedulerHook`` steps them; with those schedulers.
-        A string says why the config's schedulers cannot be rebuilt."""
-        values = self._config_values[name]
-        count = len(wrapper.optimizer.param_groups)
-        groups = [
-            dict(copy.deepcopy(v),
-                 params=[torch.nn.Parameter(torch.zeros(()))])
-            for v in values[:count]
-        ]
-        probe = OptimWrapper(
-            torch.optim.Optimizer(groups, copy.deepcopy(self._defaults[name])))
-        if len(values) > count:  # the OptimWrapper's base group
-            probe.base_param_settings = dict(
-                copy.deepcopy(values[count]), params=torch.zeros(1))
-        built = []
-        if schedulers:
-            configs = scheduler_configs(runner, name)
-            configs = configs if isinstance(configs,
-                                            (list, tuple)) else [configs]
-            if not all(isinstance(c, dict) for c in configs):
-                return 'param_scheduler holds built schedulers, not dicts'
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                built = runner._build_param_scheduler(
-                    copy.deepcopy(configs), probe)
-            if [type(s) for s in built] != [type(s) for s in schedulers]:
-                return (f'it builds {[type(s).__name__ for s in built]}, the '
-                        f'run has {[type(s).__name__ for s in schedulers]}')
-        by_iter = [s for s in built if not s.by_epoch]
-        by_epoch = [s for s in built if s.by_epoch]
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            if isinstance(runner.train_loop, EpochBasedTrainLoop):
-                per_epoch = len(runner.train_dataloader)
-                for _ in range(runner.epoch):
-                    for _ in range(per_epoch):
-                        for s in by_iter:
-                            s.step()
-                    for s in by_epoch:
-                        s.step()
-                rest = runner.iter - runner.epoch * per_epoch
-            else:
-                rest = runner.iter
-            for _ in range(rest):
-                for s in by_iter:
-                    s.step()
-        return probe, built
 
     def _log(self, changes: list[str], differ: list, where: str,
              kept: bool, values=None, targets=None) -> None:

@@ -1,0 +1,82 @@
+"""Where a resumed run's schedule would be had it never stopped: the
+config's schedulers rebuilt and stepped on plain numbers."""
+import copy
+import warnings
+
+import torch
+from mmengine.optim import OptimWrapper
+from mmengine.runner import EpochBasedTrainLoop
+
+
+def scheduler_configs(runner, name: str):
+    """The config's ``param_scheduler`` entries for optimizer ``name``, as
+    mmengine's ``build_param_scheduler`` picks them."""
+    cfg = runner.cfg.get('param_scheduler')
+    if name and isinstance(cfg, dict) and 'type' not in cfg:
+        return cfg.get(name)
+    return cfg
+
+
+def replay_schedule(runner, name: str, wrapper, schedulers: list,
+                    values: list[dict], defaults: dict):
+    """A plain-number optimizer with the config's values, stepped by
+    freshly built copies of the config's schedulers to the resumed step, as
+    ``ParamSchedulerHook`` steps them; with those schedulers.
+
+    Args:
+        runner: The resumed Runner (its config, loop and counters).
+        name (str): The optimizer's name ('' for a single one).
+        wrapper (OptimWrapper): The run's optim wrapper of that name.
+        schedulers (list): The run's schedulers of that optimizer.
+        values (list[dict]): Each group's values as the constructor built
+            them (and the OptimWrapper's base group last, if it has one).
+        defaults (dict): The optimizer's defaults.
+
+    Returns:
+        tuple | str: ``(probe, schedulers)``, or why the config's
+        schedulers cannot be rebuilt.
+    """
+    count = len(wrapper.optimizer.param_groups)
+    groups = [
+        dict(copy.deepcopy(v),
+             params=[torch.nn.Parameter(torch.zeros(()))])
+        for v in values[:count]
+    ]
+    probe = OptimWrapper(
+        torch.optim.Optimizer(groups, copy.deepcopy(defaults)))
+    if len(values) > count:  # the OptimWrapper's base group
+        probe.base_param_settings = dict(
+            copy.deepcopy(values[count]), params=torch.zeros(1))
+    built = []
+    if schedulers:
+        configs = scheduler_configs(runner, name)
+        configs = configs if isinstance(configs,
+                                        (list, tuple)) else [configs]
+        if not all(isinstance(c, dict) for c in configs):
+            return 'param_scheduler holds built schedulers, not dicts'
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            built = runner._build_param_scheduler(
+                copy.deepcopy(configs), probe)
+        if [type(s) for s in built] != [type(s) for s in schedulers]:
+            return (f'it builds {[type(s).__name__ for s in built]}, the '
+                    f'run has {[type(s).__name__ for s in schedulers]}')
+    by_iter = [s for s in built if not s.by_epoch]
+    by_epoch = [s for s in built if s.by_epoch]
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            per_epoch = len(runner.train_dataloader)
+            for _ in range(runner.epoch):
+                for _ in range(per_epoch):
+                    for s in by_iter:
+                        s.step()
+                for s in by_epoch:
+                    s.step()
+            rest = runner.iter - runner.epoch * per_epoch
+        else:
+            rest = runner.iter
+        for _ in range(rest):
+            for s in by_iter:
+                s.step()
+    return probe, built
