@@ -1,6 +1,6 @@
 """Optimizer-wrapper constructors: layer-wise lr decay in merged groups."""
-from .layer_decay_constructor import (LayerDecayOptimWrapperConstructor,
-                                      build_constructor, param_group_rows)
+from .constructor_build import build_constructor, param_group_rows
+from .layer_decay_constructor import LayerDecayOptimWrapperConstructor
 from .param_groups import GroupRow
 
 __all__ = [

@@ -1,5 +1,4 @@
 """``LayerDecayOptimWrapperConstructor``: config in, ``OptimWrapper`` out."""
-import copy
 import inspect
 import logging
 
@@ -8,7 +7,6 @@ from mmengine.dist import get_rank
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
-from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as CONSTRUCTORS
 from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch.nn.parallel import DistributedDataParallel
 
@@ -294,58 +292,3 @@ class LayerDecayOptimWrapperConstructor:
         wrapper_cfg.setdefault('type', 'OptimWrapper')
         return OPTIM_WRAPPERS.build(
             wrapper_cfg, default_args=dict(optimizer=optimizer))
-
-
-def build_constructor(optim_wrapper_cfg: dict,
-                      default='DefaultOptimWrapperConstructor'):
-    """The optim-wrapper constructor an ``optim_wrapper`` config names,
-    built as mmengine's ``build_optim_wrapper`` builds it.
-
-    Args:
-        optim_wrapper_cfg (dict): The ``optim_wrapper`` config; its
-            ``constructor`` and ``paramwise_cfg`` become the constructor's
-            type and argument, the rest its ``optim_wrapper_cfg``. Not
-            modified.
-        default (str | type): The constructor without a ``constructor``
-            key (mmengine's default constructor, as in mmengine).
-
-    Returns:
-        The constructor; calling it with a model builds the optim wrapper.
-
-    Example:
-        >>> constructor = build_constructor(cfg.optim_wrapper)
-        >>> if isinstance(constructor, LayerDecayOptimWrapperConstructor):
-        ...     constructor.freeze(model)
-    """
-    cfg = copy.deepcopy(dict(optim_wrapper_cfg))
-    return CONSTRUCTORS.build(
-        dict(
-            type=cfg.pop('constructor', default),
-            paramwise_cfg=cfg.pop('paramwise_cfg', None),
-            optim_wrapper_cfg=cfg))
-
-
-def param_group_rows(model: nn.Module, optim_wrapper_cfg: dict) -> list:
-    """The groups an ``optim_wrapper`` config would build, as table rows.
-
-    For inspection tools: no optimizer is created (but ``freeze`` patterns
-    set ``requires_grad=False`` on ``model``).
-
-    Args:
-        model (nn.Module): The model.
-        optim_wrapper_cfg (dict): The ``optim_wrapper`` config, including
-            ``paramwise_cfg``; its ``constructor``, if any, must be this one.
-
-    Returns:
-        list[GroupRow]
-    """
-    constructor = build_constructor(
-        optim_wrapper_cfg, default=LayerDecayOptimWrapperConstructor)
-    if not isinstance(constructor, LayerDecayOptimWrapperConstructor):
-        raise TypeError(
-            'param_group_rows plans LayerDecayOptimWrapperConstructor\'s '
-            f'groups, but optim_wrapper.constructor is '
-            f'{type(constructor).__name__}; tools/param_groups.py reads any '
-            'constructor\'s groups')
-    groups, _, _ = constructor.plan(model)
-    return group_rows(groups)
