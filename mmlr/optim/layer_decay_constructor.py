@@ -17,7 +17,8 @@ from .param_groups import (format_params, format_table, group_rows,
                            merge_groups, named_params, plan_params)
 from .param_names import path_match
 from .param_rules import NoDecayHints, ParamRules
-from .paramwise_cfg import check_custom_field, nearest, parse_paramwise_cfg
+from .paramwise_cfg import nearest, parse_paramwise_cfg
+from .paramwise_checks import check_custom_field
 from .unmatched import (check_freeze, decays_nothing, unmatched_custom_keys,
                         unmatched_depth_rules)
 
