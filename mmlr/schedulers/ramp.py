@@ -1,96 +1,10 @@
 """The chainable core of mmlr's linear schedules: a factor curve applied on
 top of whatever the other schedulers in the list do."""
-import weakref
-
 from mmengine.logging import print_log
 from mmengine.optim.scheduler.param_scheduler import INF
 
 from .base import ResumableScheduler, base_lr_of, check_factor
-
-
-class RampMemory:
-    """What the mmlr ramps scheduling one value of one optimizer share: each
-    group's value beneath all their factors.
-
-    The value a group holds is always ``beneath * (product of the factors
-    the ramps applied last)``. A ramp about to step first takes in what
-    other schedulers wrote since the last ramp did (``beneath = value /
-    product``); while the product is 0 (a ramp holds the value at 0) nothing
-    can be seen beneath it and ``beneath`` is kept. Because every ramp
-    divides out the product of *all* ramps, not only its own factor, a zero
-    of one ramp hides nothing of the others: ramps compose exactly, in any
-    order. What other schedulers do while the value is 0 is lost (they
-    multiply 0).
-
-    Worked example, lr 0.1: a decay from 1 to 0 over 10 steps listed before
-    a warm-up from 0 over 20. Step 0: beneath 0.1, factors 1 and 0, value
-    0. Step 1: the product is 0, so beneath stays 0.1; factors 0.9 and 1/20,
-    value 0.1 * 0.9 / 20 = 0.0045, in either order. (A ramp that kept only
-    the value beneath its own factor would read 0 beneath the decay and
-    lose its 0.9.)
-    """
-
-    def __init__(self):
-        self.ramps: list[weakref.ref] = []
-        self.beneath: list = []
-        # The objects the last ramp wrote into the groups: a group that still
-        # holds the very same object has not been changed by anyone since
-        # (an identity test, which is cheap).
-        self.written: list = []
-
-    def join(self, ramp: 'FactorScheduler') -> None:
-        self.ramps.append(weakref.ref(ramp))
-
-    def leave(self, ramp: 'FactorScheduler') -> None:
-        self.ramps = [r for r in self.ramps if r() not in (None, ramp)]
-
-    def product(self) -> float:
-        """Product of the factors the ramps applied last (1 for a ramp that
-        has not started)."""
-        product = 1.0
-        for ref in self.ramps:
-            ramp = ref()
-            if ramp is not None and ramp._applied_factor is not None:
-                product *= ramp._applied_factor
-        return product
-
-    def take_in(self, current: list) -> None:
-        """Update ``beneath`` from the groups' ``current`` values."""
-        live = [r for r in self.ramps if r() is not None]
-        if len(live) < len(self.ramps) or len(self.written) != len(current):
-            # A ramp was dropped (a list built and discarded; its factor is
-            # no longer divided out) or nothing was written yet: read every
-            # group's value.
-            self.ramps = live
-            self.written = [None] * len(current)
-        product = self.product()
-        if len(self.beneath) != len(current):  # the first ramp to step
-            self.beneath = [v / product if product else v for v in current]
-        elif product:  # else a ramp holds the value at 0: keep what we had
-            for k, value in enumerate(current):
-                if value is not self.written[k]:
-                    self.beneath[k] = value / product
-
-    def values(self) -> list:
-        """Each group's value: ``beneath`` times the ramps' factors."""
-        product = self.product()
-        self.written = [value * product for value in self.beneath]
-        return self.written
-
-    def restore(self, beneath: list) -> None:
-        self.beneath = list(beneath)
-        self.written = [None] * len(self.beneath)
-
-
-# optimizer -> {param_name: RampMemory}; weak, so a memory goes with its
-# optimizer and nothing is added to the optimizer object itself.
-_MEMORIES: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
-
-
-def ramp_memory(optimizer, param_name: str) -> RampMemory:
-    """The memory shared by the ramps of ``param_name`` on ``optimizer``."""
-    return _MEMORIES.setdefault(optimizer, {}).setdefault(
-        param_name, RampMemory())
+from .ramp_memory import ramp_memory
 
 
 class FactorScheduler(ResumableScheduler):
@@ -118,8 +32,8 @@ class FactorScheduler(ResumableScheduler):
                  end: int = INF, last_step: int = -1, by_epoch: bool = True,
                  verbose: bool = False):
         self._applied_factor: float | None = None
-        self._memory = ramp_memory(optimizer, param_name)
-        self._memory.join(self)
+        self._memory, self._groups = ramp_memory(optimizer, param_name)
+        self._memory.join(self, self._groups)
         try:
             super().__init__(optimizer, param_name, begin, end, last_step,
                              by_epoch, verbose)
@@ -131,18 +45,18 @@ class FactorScheduler(ResumableScheduler):
     def _value_beneath(self) -> list:
         """Each group's value beneath the factors of all ramps (saved in
         every ramp's state; they are equal)."""
-        return list(self._memory.beneath)
+        return self._memory.beneath_of(self._groups)
 
     @_value_beneath.setter
     def _value_beneath(self, beneath: list) -> None:
-        self._memory.restore(beneath)
+        self._memory.restore(self._groups, beneath)
 
     def load_state_dict(self, state_dict: dict) -> None:
         if '_underlying' in state_dict and '_value_beneath' not in state_dict:
             # Written by mmlr 0.1, whose ramps each kept the value beneath
             # their own factor: the same as beneath all ramps when this is
             # the only one.
-            others = [r() for r in self._memory.ramps if r() is not self]
+            others = [r() for r, _ in self._memory.ramps if r() is not self]
             if others:
                 raise ValueError(
                     f'{type(self).__name__}: this checkpoint was written by '
@@ -160,11 +74,12 @@ class FactorScheduler(ResumableScheduler):
 
     def _get_value(self) -> list:
         self._memory.take_in(
+            self._groups,
             [g[self.param_name] for g in self.optimizer.param_groups])
         if self._global_step == 0:
             self._check_zero_start()
         self._applied_factor = self.factor_at(self.last_step)
-        return self._memory.values()
+        return self._memory.values(self._groups)
 
     def _check_zero_start(self) -> None:
         # Another scheduler listed earlier changed the value at step 0: it
@@ -177,7 +92,8 @@ class FactorScheduler(ResumableScheduler):
         if self.factor_at(0) != 0:
             return
         if any(abs(value - base) > 1e-9 * abs(base) for value, base
-               in zip(self._memory.beneath, self.base_values)):
+               in zip(self._memory.beneath_of(self._groups),
+                      self.base_values)):
             raise ValueError(
                 f'{type(self).__name__} starts at factor 0, but a scheduler '
                 f'listed before it has already changed {self.param_name} at '

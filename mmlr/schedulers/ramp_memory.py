@@ -1,0 +1,116 @@
+"""What the mmlr ramps scheduling one value of one optimizer share: each
+group's value beneath all the factors applied to it."""
+import weakref
+
+
+class RampMemory:
+    """Each optimizer group's value beneath the factors of the ramps that
+    move it.
+
+    The value a group holds is always ``beneath * (product of the factors
+    the ramps moving that group applied last)``. A ramp about to step first
+    takes in what other schedulers wrote into its groups since a ramp last
+    did (``beneath = value / product``); while a group's product is 0 (a
+    ramp holds it at 0) nothing can be seen beneath it and ``beneath`` is
+    kept. Because every ramp divides out the product of *all* ramps on the
+    group, not only its own factor, a zero of one ramp hides nothing of the
+    others: ramps compose exactly, in any order. What other schedulers do
+    while the value is 0 is lost (they multiply 0).
+
+    Ramps may move only some groups (a ramp inside
+    :class:`~mmlr.schedulers.GroupSelect`): each ramp joins with the indices
+    of its groups in the whole optimizer, and a group's product counts only
+    the ramps that move it.
+
+    Worked example, lr 0.1: a decay from 1 to 0 over 10 steps listed before
+    a warm-up from 0 over 20. Step 0: beneath 0.1, factors 1 and 0, value
+    0. Step 1: the product is 0, so beneath stays 0.1; factors 0.9 and 1/20,
+    value 0.1 * 0.9 / 20 = 0.0045, in either order. (A ramp that kept only
+    the value beneath its own factor would read 0 beneath the decay and
+    lose its 0.9.)
+    """
+
+    def __init__(self):
+        self.ramps: list[tuple[weakref.ref, tuple]] = []
+        self.beneath: dict[int, float] = {}
+        # The objects the ramps last wrote into each group: a group that
+        # still holds the very same object has not been changed by anyone
+        # since (an identity test, which is cheap).
+        self.written: dict[int, object] = {}
+
+    def join(self, ramp, groups: tuple) -> None:
+        self.ramps.append((weakref.ref(ramp), tuple(groups)))
+
+    def leave(self, ramp) -> None:
+        self.ramps = [(r, g) for r, g in self.ramps if r() not in (None, ramp)]
+
+    def product(self, group: int) -> float:
+        """Product of the factors the ramps moving ``group`` applied last (1
+        for a ramp that has not started)."""
+        product = 1.0
+        for ref, groups in self.ramps:
+            ramp = ref()
+            if ramp is not None and ramp._applied_factor is not None \
+                    and group in groups:
+                product *= ramp._applied_factor
+        return product
+
+    def take_in(self, groups: tuple, current: list) -> None:
+        """Update ``beneath`` of ``groups`` from their ``current`` values."""
+        live = [(r, g) for r, g in self.ramps if r() is not None]
+        if len(live) < len(self.ramps):
+            # A ramp was dropped (a list built and discarded; its factor is
+            # no longer divided out): read every group's value again.
+            self.ramps = live
+            self.written = {}
+        for group, value in zip(groups, current):
+            product = self.product(group)
+            if group not in self.beneath:  # the first ramp to step on it
+                self.beneath[group] = value / product if product else value
+            elif product and value is not self.written.get(group):
+                self.beneath[group] = value / product
+            # else a ramp holds the value at 0: keep what we had
+
+    def values(self, groups: tuple) -> list:
+        """The value of each of ``groups``: beneath times its factors."""
+        for group in groups:
+            self.written[group] = self.beneath[group] * self.product(group)
+        return [self.written[group] for group in groups]
+
+    def beneath_of(self, groups: tuple) -> list:
+        """``beneath`` of ``groups`` ([] before any ramp stepped on them)."""
+        if not all(group in self.beneath for group in groups):
+            return []
+        return [self.beneath[group] for group in groups]
+
+    def restore(self, groups: tuple, beneath: list) -> None:
+        if len(beneath) != len(groups):
+            return  # saved before any ramp stepped on these groups
+        for group, value in zip(groups, beneath):
+            self.beneath[group] = value
+            self.written.pop(group, None)
+
+
+# optimizer -> {param_name: RampMemory}; weak, so a memory goes with its
+# optimizer and nothing is added to the optimizer object itself.
+_MEMORIES: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+
+
+def ramp_memory(optimizer, param_name: str) -> tuple[RampMemory, tuple]:
+    """The memory shared by the ramps of ``param_name`` on ``optimizer``,
+    and the indices of ``optimizer``'s groups in it.
+
+    A selection of groups (``GroupSelect``'s view, which names the whole
+    optimizer as ``selected_from`` and its groups' indices there as
+    ``group_indices``) shares the memory of the whole optimizer, so ramps on
+    all groups and ramps on some compose exactly.
+    """
+    whole = getattr(optimizer, 'selected_from', None)
+    if whole is None:
+        whole = optimizer
+        groups = tuple(range(len(optimizer.param_groups)))
+    else:
+        groups = tuple(optimizer.group_indices)
+    memory = _MEMORIES.setdefault(whole, {}).setdefault(param_name,
+                                                        RampMemory())
+    return memory, groups
