@@ -24,7 +24,8 @@ from .checkpoint import check_checkpoint_file, refuse_forced_code_loading
 from .hooks import (LayerLrLoggerHook, OptimizerResumeHook,
                     ParamGroupCheckHook, SafeCheckpointHook,
                     SchedulerCheckHook, ZeroCheckpointHook)
-from .optim import LayerDecayOptimWrapperConstructor, build_constructor
+from .optim import (LayerDecayOptimWrapperConstructor, build_constructor,
+                    record_param_names)
 from .user_errors import UserError
 
 
@@ -186,7 +187,8 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
 class FreezeBeforeWrapRunner(Runner):
     """mmengine's ``Runner``, applying ``paramwise_cfg.freeze`` of a
     :class:`~mmlr.LayerDecayOptimWrapperConstructor` to the model before it
-    is wrapped.
+    is wrapped, and recording the model's parameter names for schedulers
+    that select optimizer groups by name (:class:`~mmlr.GroupSelect`).
 
     The constructor freezes when the optimizer is built, after the Runner
     wrapped the model in DDP; DDP, which fixes the parameters it reduces at
@@ -203,6 +205,9 @@ class FreezeBeforeWrapRunner(Runner):
 
     def build_model(self, model) -> nn.Module:
         model = super().build_model(model)
+        # names for schedulers that select optimizer groups by name, with
+        # any optim-wrapper constructor
+        record_param_names(model)
         optim_cfg = self.cfg.get('optim_wrapper')
         if optim_cfg is None or 'constructor' not in optim_cfg:
             return model

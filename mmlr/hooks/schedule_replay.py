@@ -36,11 +36,13 @@ def replay_schedule(runner, name: str, wrapper, schedulers: list,
         tuple | str: ``(probe, schedulers)``, or why the config's
         schedulers cannot be rebuilt.
     """
-    count = len(wrapper.optimizer.param_groups)
+    real = wrapper.optimizer.param_groups
+    count = len(real)
+    # The run's own parameters (never stepped here): schedulers that select
+    # groups by parameter name (GroupSelect) see the names they would.
     groups = [
-        dict(copy.deepcopy(v),
-             params=[torch.nn.Parameter(torch.zeros(()))])
-        for v in values[:count]
+        dict(copy.deepcopy(v), params=list(group['params']))
+        for v, group in zip(values[:count], real)
     ]
     probe = OptimWrapper(
         torch.optim.Optimizer(groups, copy.deepcopy(defaults)))

@@ -11,6 +11,7 @@ from mmengine.registry import OPTIM_WRAPPERS, OPTIMIZERS
 from torch.nn.parallel import DistributedDataParallel
 
 from ..registry import OPTIM_WRAPPER_CONSTRUCTORS
+from .group_names import record_param_names
 from .layer_depths import backbones
 from .layer_ids import layer_depths
 from .param_groups import (format_params, format_table, group_rows,
@@ -267,6 +268,7 @@ class LayerDecayOptimWrapperConstructor:
                 f'schedule){base}')
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
+        record_param_names(model)  # for schedulers that select groups
         groups, plans, report = self.plan(model)
         if not groups:
             raise ValueError('the model has no trainable parameters left '
