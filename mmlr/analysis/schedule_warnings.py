@@ -9,6 +9,9 @@ from .lr_curves import Window, windows_of
 from .schedule_build import Track
 from .train_length import TrainLength
 
+# Schedulers meant to follow a constant value: no gap before them is reported.
+HOLD_BEFORE = ('CooldownLR', )
+
 
 def overlapping_windows(windows: list[Window]) -> list[str]:
     """Two non-plateau schedulers of one optimizer acting on the same
@@ -33,15 +36,17 @@ def overlapping_windows(windows: list[Window]) -> list[str]:
 def schedule_gaps(windows: list[Window], length: TrainLength) -> list[str]:
     """Iterations after the first scheduler began where none acts: the value
     is frozen there (a leading hold before the first scheduler is the usual
-    "constant, then decay" and is not reported)."""
+    "constant, then decay" and is not reported, nor is a hold that ends
+    where a cooldown begins: the stable phase of warm-up–stable–decay)."""
     messages = []
     for track in sorted({w.track for w in windows}):
-        spans = sorted((w.begin, w.end) for w in windows if w.track == track)
+        spans = sorted((w.begin, w.end, w.name) for w in windows
+                       if w.track == track)
         if not spans:
             continue
         covered = spans[0][1]
-        for begin, end in spans[1:]:
-            if begin > covered:
+        for begin, end, name in spans[1:]:
+            if begin > covered and name not in HOLD_BEFORE:
                 messages.append(
                     f'{_name(track)}no scheduler acts on iterations '
                     f'{covered}-{begin - 1}: the value is held there')
