@@ -23,7 +23,8 @@ SHORT = [
     'param_scheduler.1.fraction=0.5',
     'model.drop_path_rate=0.0', 'model.proj_drop_rate=0.0',
     'model.attn_drop_rate=0.0', 'default_hooks.logger.interval=1',
-    'default_hooks.checkpoint.interval=1'
+    'default_hooks.checkpoint.interval=1',
+    'default_hooks.checkpoint.max_keep_ckpts=-1'
 ]
 
 
@@ -40,7 +41,7 @@ def records_by_iteration(work_dir) -> dict:
     return {r['iter'] - 1: r for r in read_scalars(work_dir) if 'loss' in r}
 
 
-def test_wsd_config_trains_and_resumes_mid_cooldown(tmp_path):
+def test_wsd_config_trains_resumes_mid_cooldown_and_branches(tmp_path):
     whole, part = tmp_path / 'whole', tmp_path / 'part'
     log = train_in_process(CONFIG, whole, *SHORT)
     records = records_by_iteration(whole)
@@ -61,6 +62,22 @@ def test_wsd_config_trains_and_resumes_mid_cooldown(tmp_path):
         assert resumed[n]['lr'] == records[n]['lr'], n
         assert resumed[n]['loss'] == pytest.approx(records[n]['loss'],
                                                    rel=1e-5), n
+
+    # branch a cooldown of one epoch off the stable checkpoint after epoch 1
+    # (iteration 6): the run ends an epoch later, the cooldown is
+    # iterations 6 .. 11 (paper: N = 12, N_c = 6)
+    branch = tmp_path / 'branch'
+    branch.mkdir()
+    checkpoint = shutil.copy(whole / 'epoch_1.pth', branch / 'epoch_1.pth')
+    train_in_process(CONFIG, branch, *SHORT, 'train_cfg.max_epochs=2',
+                     'param_scheduler.1.fraction=None',
+                     'param_scheduler.1.length=1',
+                     flags=('--resume', str(checkpoint)))
+    branched = records_by_iteration(branch)
+    assert sorted(branched) == list(range(6, 12))
+    for n in range(6, 12):
+        assert branched[n]['lr'] == pytest.approx(
+            BASE_LR * paper_cooldown('1-sqrt', n, 12, 6, 0.0), rel=1e-12), n
 
 
 def test_vis_lr_draws_every_layer_on_the_wsd_schedule():
