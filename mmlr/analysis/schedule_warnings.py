@@ -6,6 +6,9 @@ from .lr_curves import Window, windows_of
 from .schedule_build import Track
 from .train_length import TrainLength
 
+# Schedulers meant to follow a constant value: no gap before them is reported.
+HOLD_BEFORE = ('CooldownLR', )
+
 
 def overlapping_windows(windows: list[Window]) -> list[str]:
     """Two timed schedulers of one optimizer acting on the same iterations
@@ -28,15 +31,17 @@ def overlapping_windows(windows: list[Window]) -> list[str]:
 
 def schedule_gaps(windows: list[Window], length: TrainLength) -> list[str]:
     """Iterations after the first scheduler began where none acts (a hold
-    before the first one is the usual "constant, then decay")."""
+    before the first one, or one ending where a cooldown begins, is the
+    usual "constant, then decay")."""
     messages = []
     for track in sorted({w.track for w in windows}):
-        spans = sorted((w.begin, w.end) for w in windows if w.track == track)
+        spans = sorted((w.begin, w.end, w.name) for w in windows
+                       if w.track == track)
         if not spans:
             continue
         covered = spans[0][1]
-        for begin, end in spans[1:]:
-            if begin > covered:
+        for begin, end, name in spans[1:]:
+            if begin > covered and name not in HOLD_BEFORE:
                 messages.append(
                     f'{_name(track)}no scheduler acts on iterations '
                     f'{covered}-{begin - 1}: the value is held there')

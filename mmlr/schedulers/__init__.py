@@ -1,5 +1,10 @@
+from .cooldown import CooldownLR
+from .inverse_sqrt import InverseSqrtLR
 from .linear import LinearDecayLR, LinearLR
 from .linear_interval import LinearLrInterval
 from .reduce import ReduceLR
 
-__all__ = ['LinearLR', 'LinearDecayLR', 'LinearLrInterval', 'ReduceLR']
+__all__ = [
+    'LinearLR', 'LinearDecayLR', 'LinearLrInterval', 'ReduceLR', 'CooldownLR',
+    'InverseSqrtLR'
+]
