@@ -3,7 +3,7 @@ device (ViT-B/16), with the per-parameter CSV."""
 import csv
 
 import pytest
-from conftest import REPO, run_tool, tool_main, user_error_line
+from conftest import REPO, tool_main, user_error_line
 
 
 def table_rows(stdout: str) -> list[list[str]]:
@@ -14,12 +14,20 @@ def table_rows(stdout: str) -> list[list[str]]:
             if line.strip() and line.split()[0].isdigit()]
 
 
-def test_layer_decay_table_and_per_param_csv(tmp_path):
+param_groups_main = tool_main('param_groups')
+
+
+def printed(capsys, *argv: str) -> str:
+    """What ``tools/param_groups.py ARGV`` prints, run in this process."""
+    capsys.readouterr()
+    param_groups_main([str(REPO / argv[0]), *argv[1:]])
+    return capsys.readouterr().out
+
+
+def test_layer_decay_table_and_per_param_csv(tmp_path, capsys):
     out = tmp_path / 'params.csv'
-    result = run_tool('tools/param_groups.py',
-                      'configs/vit_digits_layer_decay.py', '--per-param',
-                      str(out))
-    rows = table_rows(result.stdout)
+    rows = table_rows(printed(capsys, 'configs/vit_digits_layer_decay.py',
+                              '--per-param', str(out)))
     assert len(rows) == 12
     for row in rows:  # lr = 2e-3 * 0.75 ** (5 - layer)
         assert float(row[2]) == pytest.approx(
@@ -34,19 +42,18 @@ def test_layer_decay_table_and_per_param_csv(tmp_path):
     assert params['backbone.blocks.0.attn.qkv.weight']['shape'] == '192x64'
 
 
-def test_mmengine_default_constructor():
-    result = run_tool('tools/param_groups.py', 'configs/vit_digits.py')
-    assert 'DefaultOptimWrapperConstructor' in result.stdout
+def test_mmengine_default_constructor(capsys):
+    out = printed(capsys, 'configs/vit_digits.py')
+    assert 'DefaultOptimWrapperConstructor' in out
     # mmengine without paramwise_cfg: every tensor in one group at the lr
-    (row, ) = table_rows(result.stdout)
+    (row, ) = table_rows(out)
     assert row[2:6] == ['2.000e-03', '1', '0.05', '56']
 
 
-def test_vit_b_mae_recipe_on_meta():
-    result = run_tool('tools/param_groups.py',
-                      'configs/vit_base_mae_finetune.py')
-    assert 'model on meta' in result.stdout
-    rows = table_rows(result.stdout)
+def test_vit_b_mae_recipe_on_meta(capsys):
+    out = printed(capsys, 'configs/vit_base_mae_finetune.py')
+    assert 'model on meta' in out
+    rows = table_rows(out)
     # 12 blocks + embedding + head = 14 layer ids, decayed and not: 28
     assert len(rows) == 28
     assert sum(int(r[5]) for r in rows) == 152
@@ -58,13 +65,10 @@ def test_vit_b_mae_recipe_on_meta():
     assert sum(int(r[6]) for r in rows) == 86_567_656
 
 
-def test_linear_probe_counts_frozen():
-    result = run_tool('tools/param_groups.py',
-                      'configs/vit_digits_linear_probe.py')
-    assert '54 frozen left out' in result.stdout
+def test_linear_probe_counts_frozen(capsys):
+    assert '54 frozen left out' in printed(
+        capsys, 'configs/vit_digits_linear_probe.py')
 
-
-param_groups_main = tool_main('param_groups')
 DIGITS = str(REPO / 'configs/vit_digits.py')
 LAYER_DECAY = ['optim_wrapper.constructor=LayerDecayOptimWrapperConstructor',
                'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75']

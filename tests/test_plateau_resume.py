@@ -25,7 +25,7 @@ from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
 from conftest import wait_for_a_new_second
 from mmlr.schedulers import ReduceLR
 from mmlr.schedulers.resume_validation import (iteration_before_validation,
-                                               validates_after)
+                                               loop_validates_after)
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_LR = 2e-3
@@ -229,7 +229,7 @@ def test_validation_rule_is_mmengines_loop(kind, kwargs):
     last = loop.max_epochs if kind == 'epoch' else loop.max_iters
     _, fresh = loop_of(kind, **kwargs)
     assert [done for done in range(1, last + 1)
-            if validates_after(fresh, done)] == runner.validated
+            if loop_validates_after(fresh, done)] == runner.validated
 
 
 @pytest.mark.parametrize('epoch, iteration, expected', [

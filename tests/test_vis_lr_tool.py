@@ -6,7 +6,7 @@ import matplotlib
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-from conftest import REPO, run_tool, tool_main, user_error_line
+from conftest import REPO, tool_main, user_error_line
 from test_analysis_curves import EPOCH, by_hand
 
 from mmlr.analysis import load_config, metrics_coverage, train_length
@@ -82,8 +82,11 @@ def test_warning_and_plateau_note_printed(tmp_path, capsys):
     assert not (tmp_path / 'x.csv').exists()
 
 
-def test_help_explains_flags():
-    text = run_tool('tools/vis_lr.py', '--help').stdout
+def test_help_explains_flags(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        vis_lr_main(['--help'])
+    assert stopped.value.code == 0
+    text = capsys.readouterr().out
     for flag in ('--metrics', '--iters-per-epoch', '--dataset-size',
                  '--param', '--log-y', '--size', '--cfg-options'):
         assert flag in text
@@ -173,3 +176,13 @@ def test_metrics_coverage_counts_both_ways():
         '--metrics has 3 values for 1 validations: the last 2 were not used')
     assert 'the last 1 (from the one after iteration 30 on)' in \
         metrics_coverage([0.1, 0.2], [10, 20, 30])
+
+
+@pytest.mark.parametrize('metrics, message', [
+    ('0.5,high', "--metrics takes numbers separated by commas or spaces"),
+    (' , ', '--metrics is empty')])
+def test_metrics_that_are_not_numbers_are_one_line(capsys, metrics, message):
+    line = user_error_line(capsys, vis_lr_main,
+                           str(REPO / 'configs/vit_digits_plateau.py'),
+                           '--metrics', metrics)
+    assert message in line

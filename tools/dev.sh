@@ -2,7 +2,7 @@
 # Set up an isolated environment and run the demo or the tests.
 #
 #   bash tools/dev.sh demo   # train configs/vit_digits.py to the end
-#   bash tools/dev.sh test   # run the whole test suite
+#   bash tools/dev.sh test   # run the whole test suite (2 worker processes)
 #
 # The environment lives in .venv (MMLR_VENV overrides). It is installed from
 # requirements.txt once; later runs reinstall only when requirements.txt or
@@ -31,6 +31,8 @@ fi
 
 case "${1:-}" in
   demo) shift; exec "$venv/bin/python" tools/train.py configs/vit_digits.py "$@" ;;
-  test) shift; exec "$venv/bin/python" -m pytest tests "$@" ;;
+  # Two worker processes (a test module stays on one, so its module-scoped
+  # runs are made once); "-n 0" runs everything in this process.
+  test) shift; exec "$venv/bin/python" -m pytest tests -n 2 --dist loadscope "$@" ;;
   *) echo "usage: bash tools/dev.sh {demo|test} [extra args]" >&2; exit 2 ;;
 esac

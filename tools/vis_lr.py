@@ -32,7 +32,7 @@ from mmengine.utils import ProgressBar  # noqa: E402
 
 from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
                            build_tracks, check_schedule, load_config,
-                           metrics_coverage, parse_metrics, plateau_inputs,
+                           metrics_coverage, plateau_inputs,
                            plot_curves, simulate, summary_table, train_length,
                            write_csv)
 from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
@@ -124,10 +124,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not all(MIN_SIZE <= side <= MAX_SIZE for side in args.size):
         parser.error(f'--size: each side must be {MIN_SIZE} to {MAX_SIZE} '
                      f'pixels, got {args.size[0]}x{args.size[1]}')
-    try:
-        args.metrics = parse_metrics(args.metrics) if args.metrics else None
-    except ValueError as error:
-        parser.error(str(error))
+    if args.metrics:
+        args.metrics = _metrics(parser, args.metrics)
     if args.iters_per_epoch is not None and args.dataset_size is not None:
         parser.error('give --iters-per-epoch or --dataset-size, not both')
     name = osp.splitext(osp.basename(args.config))[0]
@@ -196,6 +194,21 @@ def draw(args: argparse.Namespace) -> None:
         print(f'note: {coverage}')
     print(f'picture: {args.out}' +
           (f'\nvalues: {args.csv}' if args.csv != 'none' else ''))
+
+
+def _metrics(parser, text: str) -> list[float]:
+    # --metrics: numbers separated by commas or white space, or a file
+    if osp.isfile(text):
+        with open(text) as f:
+            text = f.read()
+    try:
+        values = [float(item) for item in text.replace(',', ' ').split()]
+    except ValueError as error:
+        parser.error(f'--metrics takes numbers separated by commas or '
+                     f'spaces, or a file of them; {error}')
+    if not values:
+        parser.error('--metrics is empty')
+    return values
 
 
 def _short(items: list, shown: int = 12) -> str:

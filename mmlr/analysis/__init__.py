@@ -7,12 +7,10 @@ implementation of either) and step them; the engines (:mod:`mmlr.optim`,
 global state (matplotlib backend, process group, MessageHub).
 """
 from .config_build import build_model, build_optim_wrapper_of, load_config
-from .curve_csv import write_csv
-from .curve_report import summary_table
+from .curve_output import summary_table, write_csv
 from .group_table import group_report, write_param_csv
-from .lr_curves import LrCurves, simulate
+from .lr_curves import LrCurves, metrics_coverage, simulate
 from .lr_plot import plot_curves
-from .metric_sequence import metrics_coverage, parse_metrics
 from .schedule_build import build_tracks
 from .schedule_warnings import check_schedule, plateau_inputs
 from .train_length import TrainLength, epoch_length_of, train_length
@@ -20,7 +18,7 @@ from .train_length import TrainLength, epoch_length_of, train_length
 __all__ = [
     'load_config', 'build_model', 'build_optim_wrapper_of', 'TrainLength',
     'train_length', 'epoch_length_of', 'build_tracks', 'LrCurves',
-    'simulate', 'parse_metrics', 'metrics_coverage', 'check_schedule',
+    'simulate', 'metrics_coverage', 'check_schedule',
     'plateau_inputs', 'write_csv', 'summary_table', 'plot_curves',
     'group_report', 'write_param_csv'
 ]

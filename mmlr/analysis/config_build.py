@@ -24,16 +24,9 @@ from ..user_errors import user_error_message
 def load_config(path: str, cfg_options: list[str] | dict | None = None
                 ) -> Config:
     """Read a config (importing its ``custom_imports``), apply
-    ``--cfg-options`` and enter its ``default_scope`` as the Runner does.
-
-    Args:
-        path (str): Config file.
-        cfg_options (list[str] | dict, optional): ``KEY=VALUE`` strings (as
-            on the command line) or an already parsed dict.
-
-    Raises:
-        UserError: A config file that does not load; an option that does
-            not fit the config (see :func:`mmlr.cfg_options.merge_cfg_options`).
+    ``--cfg-options`` (``KEY=VALUE`` strings or a parsed dict) and enter its
+    ``default_scope`` as the Runner does. A file that does not load or an
+    option that does not fit the config is a ``UserError``.
 
     Example:
         >>> cfg = load_config('configs/vit_digits.py',
@@ -48,18 +41,10 @@ def load_config(path: str, cfg_options: list[str] | dict | None = None
 
 
 def build_model(cfg: Config, device: str = 'meta') -> tuple[nn.Module, str]:
-    """Build ``cfg.model`` on ``device``, falling back to the CPU.
-
-    Some constructors compute on their weights (numpy initialisers,
-    ``.item()``), which meta tensors refuse; those models are built on the
-    CPU instead, which then costs their real size.
-
-    Args:
-        cfg (Config): From :func:`load_config`.
-        device (str): ``'meta'`` (default) or ``'cpu'``.
-
-    Returns:
-        tuple[nn.Module, str]: The model and the device it was built on.
+    """Build ``cfg.model`` on ``device`` (``'meta'`` or ``'cpu'``) and say
+    where it was built: a model whose constructor computes on its weights
+    (numpy initialisers, ``.item()``) refuses meta tensors and is built on
+    the CPU, at its real size.
 
     Example:
         >>> model, device = build_model(load_config('configs/vit_digits.py'))
@@ -83,17 +68,10 @@ def build_model(cfg: Config, device: str = 'meta') -> tuple[nn.Module, str]:
 def build_optim_wrapper_of(cfg: Config, model: nn.Module
                            ) -> OptimWrapper | OptimWrapperDict:
     """The optim wrapper ``Runner.build_optim_wrapper`` builds from
-    ``cfg.optim_wrapper``: through its ``constructor`` (mmengine's
-    ``DefaultOptimWrapperConstructor`` when none is named).
-
-    ``AmpOptimWrapper`` needs a GPU but schedules exactly like
-    ``OptimWrapper``, so without one it is replaced by ``OptimWrapper``;
-    ``ZeroRedundancyOptimizer`` is built in a one-process gloo group if
-    none exists, which is destroyed again once it is built.
-
-    Args:
-        cfg (Config): From :func:`load_config`.
-        model (nn.Module): From :func:`build_model`.
+    ``cfg.optim_wrapper``, through its ``constructor``. Without a GPU
+    ``AmpOptimWrapper`` becomes ``OptimWrapper`` (it schedules alike);
+    ``ZeroRedundancyOptimizer`` is built in a one-process gloo group that
+    is destroyed again at once.
 
     Example:
         >>> wrapper = build_optim_wrapper_of(cfg, model)

@@ -51,12 +51,8 @@ class GroupReport:
 
 
 def group_report(cfg: Config, model: nn.Module) -> GroupReport:
-    """Build the configured constructor and describe its groups.
-
-    Args:
-        cfg (Config): A config with ``optim_wrapper`` (and
-            ``constructor``; mmengine's default without one).
-        model (nn.Module): The config's model (meta device is fine).
+    """Build ``cfg.optim_wrapper``'s constructor (mmengine's default
+    without one) and describe its groups for ``model`` (meta is fine).
 
     Example:
         >>> cfg = load_config('configs/vit_digits_layer_decay.py')
@@ -127,20 +123,12 @@ def _built(name: str, wrapper, model: nn.Module) -> GroupReport:
     header = (f'{sum(r.tensors for r in rows)} tensors in {len(rows)} '
               f'optimizer groups ({name}); {frozen} with '
               'requires_grad=False')
-    return GroupReport(name, rows, params, _format_rows(header, rows))
-
-
-def _format_rows(header: str, rows: list) -> str:
-    return f'{header}\n{format_rows(rows)}'
+    return GroupReport(name, rows, params, f'{header}\n{format_rows(rows)}')
 
 
 def write_param_csv(params: list, path: str) -> None:
-    """One row per parameter: name, shape, group, layer_id, lr,
-    weight_decay, frozen, depth_source (empty cells: not in a group).
-
-    Args:
-        params (list[ParamRow]): From :func:`group_report`.
-        path (str): Output CSV file.
+    """One row per parameter of :func:`group_report`: name, shape, group,
+    layer_id, lr, weight_decay, frozen, depth_source (empty: no group).
 
     Example:
         >>> write_param_csv(report.params, 'params.csv')

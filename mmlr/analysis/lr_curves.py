@@ -16,16 +16,9 @@ from .train_length import TrainLength
 
 @dataclass
 class Window:
-    """Where one scheduler acts, in iterations of the run.
-
-    Args:
-        track (str): Optim wrapper name ('' for a single one).
-        name (str): Scheduler class name.
-        begin (int): First iteration it changes.
-        end (int): Iteration after its last change (may exceed the run).
-        by_epoch (bool): Steps once per epoch after conversion.
-        plateau (bool): Steps on validation metrics (``need_val_args``).
-    """
+    """Where one scheduler of optim wrapper ``track`` acts: iterations
+    ``[begin, end)`` of the run (``end`` may lie beyond it or be infinite);
+    ``plateau`` for schedulers stepped on validation metrics."""
 
     track: str
     name: str
@@ -42,17 +35,15 @@ class LrCurves:
 
     Args:
         param (str): ``'lr'``, ``'momentum'`` or ``'weight_decay'``.
-        values (np.ndarray): ``(max_iters, curves)``, one column per distinct
-            group.
+        values (np.ndarray): ``(max_iters, curves)``, one column per
+            distinct group.
         labels (list[str]): Legend label per curve.
         layer_ids (list[int | None]): Layer depth per curve (colour).
-        group_of (list[int]): For every real group (all tracks in order), its
-            curve.
-        group_names (list[str]): Name of every real group (CSV header).
+        group_of (list[int]): For every real group (all tracks), its curve.
+        group_names (list[str]): Name of every real group.
         length (TrainLength): The run's counts.
         windows (list[Window]): Every scheduler's window.
-        validations (list[int]): Iterations after which validation ran
-            (and a metric was fed, when given).
+        validations (list[int]): Iterations after which validation ran.
     """
 
     param: str
@@ -71,8 +62,7 @@ class LrCurves:
 
 
 def read_value(group: dict, param: str) -> float:
-    """A group's current value of ``param``; Adam's momentum is
-    ``betas[0]`` (mmengine's momentum schedulers write both)."""
+    """A group's value of ``param``; Adam's momentum is ``betas[0]``."""
     if param in group:
         return group[param]
     if param == 'momentum' and 'betas' in group:
@@ -87,14 +77,11 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
     """Run the schedulers through ``length`` as the Runner's loop would.
 
     ``EpochBasedTrainLoop``: after every iteration the iteration-based
-    schedulers step, after every epoch the epoch-based ones, then (when
-    ``length.validation_after(epoch)``) validation feeds the next metric to
-    the plateau schedulers (``need_val_args``, by epoch).
-    ``IterBasedTrainLoop``: validation follows iterations, and the
-    epoch-based schedulers step once, after the last iteration. The
-    iteration a scheduler reads from the MessageHub is written into a
-    MessageHub of the simulation's own, which is the current one only
-    while it runs.
+    schedulers step, after every epoch the epoch-based ones, then a due
+    validation feeds the next metric to the plateau schedulers.
+    ``IterBasedTrainLoop``: validation follows iterations, and epoch-based
+    schedulers step once, after the last iteration. The iteration schedulers
+    read from the MessageHub goes into a MessageHub of the simulation's own.
 
     Args:
         tracks (list[Track]): From :func:`build_tracks`.
@@ -102,13 +89,9 @@ def simulate(tracks: list[Track], length: TrainLength, param: str = 'lr',
         param (str): Which value to record. Defaults to ``'lr'``.
         metrics (list[float], optional): One value per validation, fed to
             every plateau scheduler under its ``monitor`` key; validations
-            after the list is used up feed nothing (as a validation without
-            the metric would with ``strict=False``).
+            after the list is used up feed nothing.
         progress (callable, optional): Called with the number of
             iterations done, 50 times over the run.
-
-    Returns:
-        LrCurves
 
     Example:
         >>> curves = simulate(tracks, length)
@@ -211,8 +194,7 @@ def _labels(tracks: list[Track]) -> tuple[list, list]:
 
 
 def windows_of(tracks: list[Track], length: TrainLength) -> list[Window]:
-    """Each scheduler's ``[begin, end)`` in iterations of the run (epoch
-    windows times the epoch length; the end may be infinite)."""
+    """Each scheduler's :class:`Window` (epochs times the epoch length)."""
     windows = []
     for track in tracks:
         for scheduler in track.schedulers:
@@ -226,3 +208,26 @@ def windows_of(tracks: list[Track], length: TrainLength) -> list[Window]:
                        scheduler.begin * scale, end, scheduler.by_epoch,
                        bool(getattr(scheduler, 'need_val_args', False))))
     return windows
+
+
+def metrics_coverage(metrics: list[float], validations: list[int]
+                     ) -> str | None:
+    """What a simulation assumed where ``--metrics`` and the run's
+    validations differ in number, or None when every validation got one.
+
+    Example:
+        >>> print(metrics_coverage([0.5, 0.6], [45, 90, 135, 180]))
+        --metrics has 2 values for 4 validations: the last 2 (from the one
+        after iteration 135 on) got no value, so plateau schedulers kept
+        their lr there
+    """
+    given, needed = len(metrics), len(validations)
+    if given < needed:
+        return (f'--metrics has {given} values for {needed} validations: '
+                f'the last {needed - given} (from the one after iteration '
+                f'{validations[given]} on) got no value, so plateau '
+                'schedulers kept their lr there')
+    if given > needed:
+        return (f'--metrics has {given} values for {needed} validations: '
+                f'the last {given - needed} were not used')
+    return None

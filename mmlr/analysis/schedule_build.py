@@ -4,11 +4,9 @@ optimizer that holds the groups' settings but no parameters.
 The schedulers are the config's own classes with the config's arguments;
 they read and write ``optimizer.param_groups`` only, so stepping them on a
 probe gives the values training would (``tests/test_analysis_curves.py``
-compares both). The probe holds one group per *distinct* group: every
-mmengine and mmlr scheduler computes a group's value from that group's own
-value of the parameter (``lr``, ``initial_lr``; ``betas`` for momentum), so
-groups equal in those get equal curves (MAE recipes pair a decayed and an
-undecayed group per layer), and the Runner's cost per curve is paid once.
+compares both). Every mmengine and mmlr scheduler computes a group's value
+from that group's own ``lr``/``initial_lr`` (``betas`` for momentum), so the
+probe holds one group per *distinct* group and each curve is paid once.
 """
 import copy
 from dataclasses import dataclass
@@ -23,24 +21,18 @@ from .train_length import TrainLength
 
 class ProbeOptimizer(torch.optim.Optimizer):
     """An optimizer whose ``step()`` changes nothing: it carries parameter
-    groups for schedulers to act on.
-
-    Args:
-        groups (list[dict]): Group settings (``params`` is replaced by one
-            meta tensor each).
-        defaults (dict): The real optimizer's ``defaults`` (schedulers read
-            ``defaults['lr']`` and whether ``momentum`` or ``betas`` exist).
+    groups (``params`` replaced by one meta tensor each) for schedulers to
+    act on, with the real optimizer's ``defaults``.
 
     Example:
         >>> probe = ProbeOptimizer([dict(lr=0.1)], dict(lr=0.1))
     """
 
     def __init__(self, groups: list[dict], defaults: dict):
-        copies = [
+        super().__init__([
             dict(group, params=[torch.empty(0, device='meta')])
             for group in groups
-        ]
-        super().__init__(copies, dict(defaults))
+        ], dict(defaults))
 
     def step(self, closure=None) -> None:
         return None
@@ -48,18 +40,16 @@ class ProbeOptimizer(torch.optim.Optimizer):
 
 @dataclass
 class Track:
-    """One optimizer's simulation: its probe, schedulers and group map.
+    """One optimizer's simulation.
 
     Args:
         name (str): The optim wrapper's name ('' for a single one).
         probe (OptimWrapper): Wraps a :class:`ProbeOptimizer` with one group
             per curve.
         schedulers (list): Built schedulers, in config order.
-        configs (list[dict]): Each scheduler's config after the Runner's
-            defaults (``end``), as built.
+        configs (list[dict]): Their configs, with the Runner's ``end``.
         group_of (list[int]): For each real group, its curve.
-        curves (list[dict]): The settings each curve starts from (one
-            real group per distinct value).
+        curves (list[dict]): The settings each curve starts from.
     """
 
     name: str
@@ -70,58 +60,18 @@ class Track:
     curves: list
 
 
-def distinct_groups(groups: list[dict], param: str = 'lr'
-                    ) -> tuple[list[dict], list[int]]:
-    """Keep one group per distinct value of ``param``.
-
-    Args:
-        groups (list[dict]): Group settings.
-        param (str): The scheduled parameter: groups are told apart by it,
-            its ``initial_`` value and, for momentum, ``betas``.
-
-    Returns:
-        tuple[list[dict], list[int]]: The kept groups and, per input group,
-        the index of its kept twin.
-    """
-    kept, index_of, group_of = [], {}, []
-    for group in groups:
-        key = repr([group.get(k) for k in (param, f'initial_{param}',
-                                           'betas', 'momentum')])
-        if key not in index_of:
-            index_of[key] = len(kept)
-            kept.append(group)
-        group_of.append(index_of[key])
-    return kept, group_of
-
-
-def scheduler_configs(scheduler_cfg, length: TrainLength) -> list[dict]:
-    """``param_scheduler`` entries with the Runner's default ``end``:
-    ``max_epochs`` for ``by_epoch`` schedulers, ``max_iters`` otherwise."""
-    configs = scheduler_cfg if isinstance(scheduler_cfg, (list, tuple)) \
-        else [scheduler_cfg]
-    built = []
-    for cfg in configs:
-        cfg = copy.deepcopy(dict(cfg))
-        cfg.setdefault('end', length.max_epochs if cfg.get(
-            'by_epoch', True) else length.max_iters)
-        built.append(cfg)
-    return built
-
-
 def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
                  param: str = 'lr', merge: bool = True) -> list[Track]:
-    """Probes and schedulers for a built optim wrapper (or
-    ``OptimWrapperDict``: one track per name, with ``param_scheduler`` either
-    shared or a dict keyed by name, as ``Runner.build_param_scheduler``).
+    """Probes and schedulers for a built optim wrapper, or one track per
+    name of an ``OptimWrapperDict`` (``param_scheduler`` shared or a dict
+    keyed by name, as ``Runner.build_param_scheduler`` takes it).
 
     Args:
         optim_wrapper (OptimWrapper | OptimWrapperDict): The config's.
         scheduler_cfg (dict | list | None): ``cfg.param_scheduler``.
         length (TrainLength): For default ends and ``epoch_length``.
         param (str): The parameter whose values are recorded.
-        merge (bool): Simulate each distinct group once (see
-            :func:`distinct_groups`); other parameters' values in the probe
-            are then those of each kept group. Schedulers given
+        merge (bool): Simulate each distinct group once. Schedulers given
             per-group lists (``min_lr=[...]``) always get every group.
 
     Example:
@@ -143,15 +93,25 @@ def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
 
 def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
            length: TrainLength, param: str, merge: bool) -> Track:
-    real = [
-        {k: v for k, v in g.items() if k != 'params'}
-        for g in wrapper.optimizer.param_groups
-    ]
-    configs = scheduler_configs(scheduler_cfg or [], length)
-    if merge and not _has_group_lists(configs, len(real)):
-        kept, group_of = distinct_groups(real, param)
-    else:
-        kept, group_of = real, list(range(len(real)))
+    real = [{k: v for k, v in g.items() if k != 'params'}
+            for g in wrapper.optimizer.param_groups]
+    configs = []
+    for cfg in scheduler_cfg if isinstance(scheduler_cfg, (list, tuple)) \
+            else [scheduler_cfg] if scheduler_cfg else []:
+        cfg = copy.deepcopy(dict(cfg))  # the Runner's default end:
+        cfg.setdefault('end', length.max_epochs if cfg.get(
+            'by_epoch', True) else length.max_iters)
+        configs.append(cfg)
+    kept, index_of, group_of = [], {}, []
+    separate = not merge or _has_group_lists(configs, len(real))
+    for group in real:
+        key = len(group_of) if separate else repr(
+            [group.get(k) for k in (param, f'initial_{param}', 'betas',
+                                    'momentum')])
+        if key not in index_of:
+            index_of[key] = len(kept)
+            kept.append(group)
+        group_of.append(index_of[key])
     probe = OptimWrapper(ProbeOptimizer(kept, wrapper.optimizer.defaults))
     schedulers = []
     for cfg in configs:

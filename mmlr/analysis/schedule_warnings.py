@@ -1,20 +1,19 @@
-"""Mistakes in a schedule that a picture shows but a user may not look for.
-
-Each check takes the built schedulers (see :func:`build_tracks`) and
-returns plain messages; ``tools/vis_lr.py`` prints them.
-"""
+"""Mistakes in a schedule that a picture shows but a user may not look
+for: each check takes the built schedulers and returns plain messages."""
 import math
 
 from .lr_curves import Window, windows_of
 from .schedule_build import Track
 from .train_length import TrainLength
 
+# Schedulers meant to follow a constant value: no gap before them is reported.
+HOLD_BEFORE = ('CooldownLR', )
+
 
 def overlapping_windows(windows: list[Window]) -> list[str]:
-    """Two non-plateau schedulers of one optimizer acting on the same
-    iterations multiply their effects, which is rarely meant (a warm-up whose
-    ``end`` runs into the decay). Plateau schedulers are meant to act on top
-    of the others and are left out."""
+    """Two timed schedulers of one optimizer acting on the same iterations
+    multiply their effects, rarely meant (a warm-up running into the decay);
+    plateau schedulers are meant to act on top and are left out."""
     messages = []
     timed = [w for w in windows if not w.plateau]
     for i, first in enumerate(timed):
@@ -31,17 +30,18 @@ def overlapping_windows(windows: list[Window]) -> list[str]:
 
 
 def schedule_gaps(windows: list[Window], length: TrainLength) -> list[str]:
-    """Iterations after the first scheduler began where none acts: the value
-    is frozen there (a leading hold before the first scheduler is the usual
-    "constant, then decay" and is not reported)."""
+    """Iterations after the first scheduler began where none acts (a hold
+    before the first one, or one ending where a cooldown begins, is the
+    usual "constant, then decay")."""
     messages = []
     for track in sorted({w.track for w in windows}):
-        spans = sorted((w.begin, w.end) for w in windows if w.track == track)
+        spans = sorted((w.begin, w.end, w.name) for w in windows
+                       if w.track == track)
         if not spans:
             continue
         covered = spans[0][1]
-        for begin, end in spans[1:]:
-            if begin > covered:
+        for begin, end, name in spans[1:]:
+            if begin > covered and name not in HOLD_BEFORE:
                 messages.append(
                     f'{_name(track)}no scheduler acts on iterations '
                     f'{covered}-{begin - 1}: the value is held there')
@@ -55,9 +55,9 @@ def schedule_gaps(windows: list[Window], length: TrainLength) -> list[str]:
 
 
 def eta_min_above_start(tracks: list[Track]) -> list[str]:
-    """An absolute ``eta_min`` (``CosineAnnealingLR``, ``PolyLR``, ...)
-    above a group's starting value makes annealing *raise* that group's
-    value: with layer decay the lowest layers start far below the top lr."""
+    """An absolute ``eta_min`` above a group's starting value makes
+    annealing *raise* it: with layer decay the lowest layers start far
+    below the top lr."""
     messages = []
     for track in tracks:
         for scheduler in track.schedulers:
@@ -84,8 +84,7 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
 def ends_after_training(tracks: list[Track], length: TrainLength
                         ) -> list[str]:
     """A scheduler whose configured ``end`` lies beyond the run never
-    reaches its final value (``by_epoch`` ends compared with
-    ``max_epochs``, iteration ends with ``max_iters``)."""
+    reaches its final value."""
     messages = []
     for track in tracks:
         for cfg in track.configs:
@@ -105,7 +104,7 @@ def ends_after_training(tracks: list[Track], length: TrainLength
 def plateau_inputs(tracks: list[Track], length: TrainLength,
                    metrics: list[float] | None) -> list[str]:
     """Plateau schedulers need validation metrics, which only ``--metrics``
-    supplies here; training scalars (``train/loss``) cannot be simulated."""
+    supplies here; training scalars cannot be simulated."""
     messages = []
     for track in tracks:
         for scheduler in track.schedulers:
@@ -127,14 +126,8 @@ def plateau_inputs(tracks: list[Track], length: TrainLength,
 
 
 def check_schedule(tracks: list[Track], length: TrainLength) -> list[str]:
-    """Every check of the schedule itself, in order (the plateau notes of
-    :func:`plateau_inputs` are about the simulation, not the config).
-
-    Args:
-        tracks (list[Track]): From :func:`build_tracks`.
-        length (TrainLength): From :func:`train_length`.
-    Returns:
-        list[str]: One message per problem; empty for a sound schedule.
+    """Every check of the schedule itself: one message per problem (the
+    notes of :func:`plateau_inputs` are about the simulation instead).
 
     Example:
         >>> for message in check_schedule(tracks, length):

@@ -1,20 +1,19 @@
 """How long a config trains: loop kind, epochs, iterations, epoch length and
 when it validates, worked out as mmengine's Runner and loops do."""
-import bisect
 import copy
 import math
 from dataclasses import dataclass, field
-
-import numpy as np
+from functools import cached_property
 
 from mmengine.config import Config
 from mmengine.registry import DATASETS
 
+from ..schedulers.resume_validation import validates_after
 from ..user_errors import UserError
 
 # Config key giving tools/vis_lr.py the training data's size where the data
-# set cannot be built (example configs of recipes trained on ImageNet); its
-# keys are those of the command-line flags, which take precedence.
+# set cannot be built (recipes trained on ImageNet); its keys are those of
+# the command-line flags, which take precedence.
 DATA_SIZE_KEY = 'vis_lr_cfg'
 DATA_SIZE_FIELDS = ('iters_per_epoch', 'dataset_size', 'batch_size',
                     'world_size')
@@ -27,17 +26,15 @@ class TrainLength:
     Args:
         by_epoch (bool): ``EpochBasedTrainLoop`` (True) or
             ``IterBasedTrainLoop``.
-        max_epochs (int): Epochs (1 for an iteration-based loop, as mmengine
-            says).
+        max_epochs (int): Epochs (1 for an iteration-based loop).
         max_iters (int): Iterations of the whole run.
-        epoch_length (int | None): Iterations per epoch (the train
-            dataloader's length); None when unknown and not needed.
+        epoch_length (int | None): Iterations per epoch; None when unknown
+            and not needed.
         val_begin (int): First epoch (iteration) that may validate.
         val_interval (int): Epochs (iterations) between validations.
         validates (bool): Whether the config has a validation loop.
         dynamic_intervals (list[tuple[int, int]]): ``train_cfg``'s
-            ``(milestone, interval)`` pairs: from ``milestone`` on the loop
-            validates every ``interval`` epochs (iterations).
+            ``(milestone, interval)`` pairs.
     """
 
     by_epoch: bool
@@ -49,46 +46,30 @@ class TrainLength:
     validates: bool = False
     dynamic_intervals: list = field(default_factory=list)
 
-    def interval_after(self, step: int) -> int:
-        """The loop's ``val_interval`` when it has finished epoch
-        (iteration) ``step``: mmengine's ``_decide_current_val_interval``
-        picks the last milestone at or before ``step + 1``."""
-        milestones, intervals = self._milestones()
-        return intervals[bisect.bisect(milestones, step + 1) - 1]
+    @cached_property
+    def _rule(self) -> tuple:
+        return (self.max_epochs if self.by_epoch else self.max_iters,
+                self.val_begin, [0] + [m for m, _ in self.dynamic_intervals],
+                [self.val_interval] + [i for _, i in self.dynamic_intervals])
 
     def validation_after(self, step: int) -> bool:
         """Whether the loop validates after epoch (iteration) ``step``,
-        counted from 1 (``EpochBasedTrainLoop.run``)."""
-        last = self.max_epochs if self.by_epoch else self.max_iters
-        return self.validates and step >= self.val_begin and (
-            step % self.interval_after(step) == 0 or step == last)
+        counted from 1."""
+        return self.validates and validates_after(step, *self._rule)
 
     def validation_points(self) -> list[int]:
         """Every epoch (iteration) after which the loop validates."""
-        last = self.max_epochs if self.by_epoch else self.max_iters
-        if not self.validates:
-            return []
-        milestones, intervals = self._milestones()
-        steps = np.arange(1, last + 1)
-        every = np.asarray(intervals)[
-            np.searchsorted(milestones, steps + 1, side='right') - 1]
-        due = (steps >= self.val_begin) & ((steps % every == 0) |
-                                           (steps == last))
-        return steps[due].tolist()
-
-    def _milestones(self) -> tuple[list[int], list[int]]:
-        return ([0] + [m for m, _ in self.dynamic_intervals],
-                [self.val_interval] + [i for _, i in self.dynamic_intervals])
+        return [step for step in range(1, self._rule[0] + 1)
+                if self.validation_after(step)]
 
 
 def epoch_length_of(dataset_size: int, loader_cfg: dict | None,
                     world_size: int = 1, batch_size: int | None = None
                     ) -> int:
-    """``len(train_dataloader)`` on one of ``world_size`` processes for
-    ``dataset_size`` samples, without loading a batch.
-
-    Follows ``DefaultSampler`` (each process gets ``ceil(N / world_size)``
-    samples), ``drop_last`` and mmengine's ``num_batch_per_epoch``.
+    """``len(train_dataloader)`` on one of ``world_size`` processes, without
+    loading a batch: ``DefaultSampler`` gives each process
+    ``ceil(N / world_size)`` samples; ``drop_last`` and mmengine's
+    ``num_batch_per_epoch`` apply.
 
     Args:
         dataset_size (int): Training samples.
@@ -114,15 +95,11 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
                  dataset_size: int | None = None,
                  batch_size: int | None = None,
                  world_size: int | None = None) -> TrainLength:
-    """Read ``train_cfg`` and find the epoch length the Runner would use.
-
-    The epoch length comes from ``iters_per_epoch``, else from
-    ``dataset_size`` (and ``batch_size``, defaulting to the config's), else
-    from building the training data set (only its length is used). An
-    iteration-based loop whose schedulers never need it may leave it None.
-    Each of the four arguments left None is taken from the config's
-    ``vis_lr_cfg`` when it has one, for configs whose data set is not on
-    this machine:
+    """Read ``train_cfg`` and find the epoch length the Runner would use:
+    from ``iters_per_epoch``, else ``dataset_size`` (and ``batch_size``),
+    else by building the training data set (only its length is used). An
+    argument left None is taken from the config's ``vis_lr_cfg``, for
+    configs whose data set is not on this machine:
 
     .. code-block:: python
 
@@ -136,14 +113,8 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
         world_size (int, optional): Training processes. Defaults to 1.
 
     Raises:
-        UserError: A ``vis_lr_cfg`` key that is unknown or not a positive
-            integer; a training data set that cannot be built (and no size
-            given); a missing ``max_epochs``/``max_iters``.
-
-    Example:
-        >>> length = train_length(cfg, iters_per_epoch=100)
-        >>> length.max_iters  # 30 epochs
-        3000
+        UserError: A bad ``vis_lr_cfg`` key or value; a data set that cannot
+            be built (and no size given); no ``max_epochs``/``max_iters``.
     """
     for name, value in zip(DATA_SIZE_FIELDS, (iters_per_epoch, dataset_size,
                                               batch_size, world_size)):
@@ -157,50 +128,45 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
     batch_size = batch_size or given.get('batch_size')
     world_size = world_size or given.get('world_size', 1)
     loop = dict(cfg.get('train_cfg') or {})
-    loop_type = loop.get('type', '')
-    if 'by_epoch' in loop:
-        by_epoch = bool(loop['by_epoch'])
-    else:  # a named loop: epoch-based ones count epochs
-        by_epoch = 'max_epochs' in loop or 'Epoch' in str(loop_type)
+    by_epoch = bool(loop['by_epoch']) if 'by_epoch' in loop else (
+        'max_epochs' in loop or 'Epoch' in str(loop.get('type', '')))
     loader_cfg = cfg.get('train_dataloader')
-    if iters_per_epoch is not None:
-        epoch_length = iters_per_epoch
-    elif dataset_size is not None:
+    epoch_length = iters_per_epoch
+    if epoch_length is None and dataset_size is not None:
         epoch_length = epoch_length_of(dataset_size, loader_cfg, world_size,
                                        batch_size)
-    elif loader_cfg is not None and (by_epoch or _needs_epochs(cfg)):
+    elif epoch_length is None and loader_cfg is not None and (
+            by_epoch or _needs_epochs(cfg)):
         try:
-            epoch_length = epoch_length_of(
-                _dataset_size(loader_cfg), loader_cfg, world_size,
-                batch_size)
+            size = _dataset_size(loader_cfg)
         except Exception as error:  # data missing on this machine
             raise UserError(
                 f'could not build the training data set to count its '
                 f'samples ({error!r}); give --iters-per-epoch, or '
                 '--dataset-size (and --batch-size), or the same keys in '
                 f'the config\'s {DATA_SIZE_KEY}') from error
-    else:
-        epoch_length = None
+        epoch_length = epoch_length_of(size, loader_cfg, world_size,
+                                       batch_size)
     if epoch_length is not None and epoch_length < 1:
         raise ValueError(f'an epoch must have at least one iteration, got '
                          f'{epoch_length}')
-    validates = all(
-        cfg.get(key) is not None
-        for key in ('val_cfg', 'val_dataloader', 'val_evaluator'))
-    dynamic = _dynamic_intervals(loop.get('dynamic_intervals'))
     needed = 'max_epochs' if by_epoch else 'max_iters'
     if needed not in loop:
         raise UserError(f'train_cfg.{needed} is missing (train_cfg: {loop})')
-    if by_epoch:
-        max_epochs = int(loop['max_epochs'])
-        if epoch_length is None:
-            raise ValueError('an epoch-based loop needs the epoch length')
-        return TrainLength(True, max_epochs, max_epochs * epoch_length,
-                           epoch_length, loop.get('val_begin', 1),
-                           loop.get('val_interval', 1), validates, dynamic)
-    return TrainLength(False, 1, int(loop['max_iters']), epoch_length,
-                       loop.get('val_begin', 1),
-                       loop.get('val_interval', 1000), validates, dynamic)
+    validation = (
+        loop.get('val_begin', 1), loop.get('val_interval',
+                                           1 if by_epoch else 1000),
+        all(cfg.get(key) is not None
+            for key in ('val_cfg', 'val_dataloader', 'val_evaluator')),
+        _dynamic_intervals(loop.get('dynamic_intervals')))
+    if not by_epoch:
+        return TrainLength(False, 1, int(loop['max_iters']), epoch_length,
+                           *validation)
+    if epoch_length is None:
+        raise ValueError('an epoch-based loop needs the epoch length')
+    max_epochs = int(loop['max_epochs'])
+    return TrainLength(True, max_epochs, max_epochs * epoch_length,
+                       epoch_length, *validation)
 
 
 def _data_size_of(cfg: Config) -> dict:
@@ -219,7 +185,7 @@ def _data_size_of(cfg: Config) -> dict:
 
 def _dynamic_intervals(pairs) -> list[tuple[int, int]]:
     # mmengine bisects the milestones, which only means something when
-    # they do not decrease; its loops want tuples (lists are taken too).
+    # they do not decrease.
     pairs = [tuple(pair) for pair in pairs or []]
     if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1
            for pair in pairs) or any(
@@ -239,6 +205,8 @@ def _dataset_size(loader_cfg: dict) -> int:
 
 
 def _needs_epochs(cfg: Config) -> bool:
+    # convert_to_iter_based schedulers need the epoch length even in an
+    # iteration-based loop.
     schedulers = cfg.get('param_scheduler') or []
     if isinstance(schedulers, dict):
         schedulers = [schedulers] if 'type' in schedulers else [

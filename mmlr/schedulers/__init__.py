@@ -1,8 +1,11 @@
+from .cooldown import CooldownLR
 from .group_select import GroupSelect
+from .inverse_sqrt import InverseSqrtLR
 from .linear import LinearDecayLR, LinearLR
 from .linear_interval import LinearLrInterval
 from .reduce import ReduceLR
 
 __all__ = [
-    'GroupSelect', 'LinearLR', 'LinearDecayLR', 'LinearLrInterval', 'ReduceLR'
+    'LinearLR', 'LinearDecayLR', 'LinearLrInterval', 'ReduceLR', 'CooldownLR',
+    'InverseSqrtLR', 'GroupSelect'
 ]

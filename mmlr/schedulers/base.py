@@ -106,18 +106,21 @@ class ResumableScheduler(_ParamScheduler):
             setattr(self, key, state_dict[key])
 
     @classmethod
-    def build_iter_from_epoch(cls, *args, begin=0, end=INF, by_epoch=True,
+    def build_iter_from_epoch(cls, *args, begin=None, end=INF, by_epoch=True,
                               epoch_length=None, **kwargs):
         """Build an iteration-based scheduler from epoch-based arguments,
         scaling ``begin``, ``end`` and every other argument in
-        ``time_args`` by ``epoch_length``."""
+        ``time_args`` by ``epoch_length``. A ``begin`` not given stays
+        the class's default (a cooldown places itself from ``end``)."""
         if not by_epoch:
             raise ValueError('convert_to_iter_based=True needs by_epoch=True '
                              f'in {cls.__name__}')
         if epoch_length is None or epoch_length <= 0:
             raise ValueError(f'epoch_length must be a positive int, got '
                              f'{epoch_length}')
-        times = dict(kwargs, begin=begin, end=end)
+        times = dict(kwargs, end=end)
+        if begin is not None:
+            times['begin'] = begin
         for key in cls.time_args:
             if times.get(key) is not None and times[key] != INF:
                 times[key] = cls._scale_time(key, times[key], epoch_length)

@@ -13,21 +13,29 @@ import sys
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop, Runner
 
 
-def validates_after(loop, done: int) -> bool:
-    """Whether ``loop`` validates once it has finished ``done`` epochs
-    (``EpochBasedTrainLoop``) or iterations (``IterBasedTrainLoop``).
+def validates_after(done: int, last: int, val_begin: int,
+                    milestones: list[int], intervals: list[int]) -> bool:
+    """Whether a train loop validates once it has finished ``done`` epochs
+    (iterations) of ``last``: mmengine's loops' own rule.
 
-    The loops' own rule: from ``val_begin`` on, every ``val_interval``, where
+    From ``val_begin`` on, every interval, where
     ``_decide_current_val_interval`` takes the interval of the last
-    ``dynamic_intervals`` milestone at or before ``done + 1``; and after the
-    last step.
+    milestone at or before ``done + 1``; and after the last step. The loops
+    hold ``milestones`` (starting at 0) and ``intervals`` as
+    ``dynamic_milestones`` and ``dynamic_intervals``.
     """
-    milestones = getattr(loop, 'dynamic_milestones', [0])
-    intervals = getattr(loop, 'dynamic_intervals', [loop.val_interval])
     interval = intervals[bisect.bisect(milestones, done + 1) - 1]
+    return done >= val_begin and (done % interval == 0 or done == last)
+
+
+def loop_validates_after(loop, done: int) -> bool:
+    """:func:`validates_after` for a built mmengine train loop."""
     last = loop.max_epochs if isinstance(
         loop, EpochBasedTrainLoop) else loop.max_iters
-    return done >= loop.val_begin and (done % interval == 0 or done == last)
+    return validates_after(
+        done, last, loop.val_begin,
+        getattr(loop, 'dynamic_milestones', [0]),
+        getattr(loop, 'dynamic_intervals', [loop.val_interval]))
 
 
 def iteration_before_validation(runner) -> int | None:
@@ -51,7 +59,7 @@ def iteration_before_validation(runner) -> int | None:
     else:
         return None
     if not (0 < done < last and at_validation
-            and validates_after(loop, done)):
+            and loop_validates_after(loop, done)):
         return None
     return loop.iter - 1
 
