@@ -252,6 +252,12 @@ def test_two_claims_on_a_group_conflict_only_when_they_cannot_chain():
     build([select(dict(role='head'), INNER['MultiStepLR']),
            select(dict(indices=[1]), INNER['mmlr.LinearLR from 0'])],
           optimizer())
+    build([select(dict(role='head'), dict(type='CooldownLR', shape='cosine',
+                                          begin=0, end=10, by_epoch=False)),
+           select(dict(indices=[0]), INNER['mmlr.LinearLR from 0'])],
+          optimizer())
+    # windows in different units are not compared
+    build([poly, dict(cosine, by_epoch=True)], optimizer())
     # a plain (all groups) scheduler is never a claim: mmengine's lists
     build([poly, INNER['CosineAnnealingLR']], optimizer())
 
