@@ -133,7 +133,8 @@ def test_chains_per_group_as_mmengine_chains():
 
 
 def test_optim_wrapper_dict_through_the_runner_code():
-    wrappers = OptimWrapperDict(generator=optimizer(), discriminator=optimizer())
+    wrappers = OptimWrapperDict(generator=optimizer(),
+                                discriminator=optimizer())
     runner = types.SimpleNamespace(optim_wrapper=wrappers, _train_loop=None,
                                    train_dataloader=[0] * 5)
     runner._build_param_scheduler = types.MethodType(

@@ -210,10 +210,10 @@ class GroupSelect(_ParamScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         if state_dict.get('type') != 'GroupSelect':
+            found = state_dict.get('type') or 'a scheduler without GroupSelect'
             raise ValueError(
-                f'cannot resume: the checkpoint holds the state of '
-                f'{state_dict.get("type") or "a scheduler without GroupSelect"}'
-                f' where the config has {self.describe()}: param_scheduler in'
+                f'cannot resume: the checkpoint holds the state of {found} '
+                f'where the config has {self.describe()}: param_scheduler in'
                 ' the config and in the checkpoint differ')
         saved, now = state_dict['selection'], self.selection()
         same_names = None in (saved['names'], now['names']) or \

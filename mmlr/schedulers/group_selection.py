@@ -9,9 +9,10 @@ from numbers import Integral
 SELECTION_KEYS = ('role', 'layer_ids', 'names', 'indices')
 ROLES = ('head', 'backbone')
 LAYER_IDS_NEEDED = (
-    'needs the layer ids that constructor=\'LayerDecayOptimWrapperConstructor\''
-    ' gives each optimizer group with paramwise_cfg.layer_decay_rate (1.0 '
-    'gives the ids without decaying)')
+    'needs the layer ids that '
+    'constructor=\'LayerDecayOptimWrapperConstructor\' gives each '
+    'optimizer group with paramwise_cfg.layer_decay_rate (1.0 gives the ids '
+    'without decaying)')
 
 
 def _is_int(value) -> bool:
