@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import mmlr  # noqa: F401  (weights_only loading of mmengine checkpoints)
-from conftest import REPO, read_scalars, train_in_process
+from conftest import (REPO, read_scalars, tool_main, train_in_process,
+                      user_error_line)
 from test_distributed import run_dist
 
 STAGED = 'configs/vit_digits_staged_finetune.py'
@@ -121,3 +122,15 @@ def test_staged_config_in_two_processes(tmp_path, initial_weights):
         assert row == pytest.approx(
             [staged_lr(k, i) for k in range(6)], rel=1e-12, abs=0), i
     assert_backbone_kept_head_moved(initial_weights, tmp_path / 'epoch_1.pth')
+
+
+def test_a_selection_matching_nothing_stops_training_with_one_line(
+        tmp_path, capsys):
+    line = user_error_line(
+        capsys, tool_main('train'), STEP_POLY, '--work-dir', str(tmp_path),
+        '--cfg-options', 'param_scheduler.1.groups.layer_ids=[7,9]',
+        'experiment_name=group_select_no_match')
+    assert line.startswith(
+        "error: param_scheduler GroupSelect: groups={'role': 'head', "
+        "'layer_ids': [7, 9]} matches no optimizer group (12 groups; layer "
+        'ids 0 to 5; e.g. backbone.head.weight')

@@ -130,11 +130,16 @@ class GroupSelect(_ParamScheduler):
 
     def _build(self, optimizer, groups, scheduler, kwargs: dict,
                epoch_length: int | None) -> None:
-        self.groups = check_selection(groups)
-        inner_cls = self._scheduler_class(scheduler)
         names = group_param_names(real_groups(optimizer))
-        self.indices = select_groups(self.groups, real_groups(optimizer),
-                                     names)
+        try:
+            self.groups = check_selection(groups)
+            inner_cls = self._scheduler_class(scheduler)
+            self.indices = select_groups(self.groups, real_groups(optimizer),
+                                         names)
+        except (TypeError, ValueError) as error:
+            # which entry of param_scheduler the key belongs to
+            raise type(error)(f'param_scheduler GroupSelect: {error}') \
+                from None
         self.names = names_fingerprint(names, self.indices)
         view = SelectedGroups(optimizer, self.indices)
         if epoch_length is None:
