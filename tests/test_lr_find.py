@@ -4,6 +4,8 @@ import csv
 import hashlib
 import math
 import re
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,6 +113,31 @@ def test_every_group_steps_at_the_exponential_lr_times_its_ratio():
     assert result.stop_reason is None and len(result.losses) == 12
 
 
+def test_parts_start_from_load_from_and_accumulation_steps_per_iteration(
+        tmp_path):
+    weights = tmp_path / 'start.pth'
+    with training_parts(prepare_config(TINY)) as parts:
+        state = parts.model.state_dict()
+        state['backbone.head.weight'].fill_(0.5)
+        torch.save({'state_dict': state}, weights)
+    cfg = prepare_config(TINY, cfg_options={
+        'load_from': str(weights), 'optim_wrapper.accumulative_counts': 2})
+    with training_parts(cfg) as parts:
+        head = parts.model.state_dict()['backbone.head.weight']
+        assert (head == 0.5).all()
+        steps, forwards = [], []
+        parts.optim_wrapper.optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: steps.append(opt.param_groups[0]['lr']))
+        parts.model.register_forward_hook(
+            lambda module, args, output: forwards.append(1))
+        result = run_range_test(parts.model, parts.optim_wrapper,
+                                parts.dataloader, [1e-3, 1e-2, 1e-1],
+                                diverge_factor=None)
+    # Two batches per iteration, one optimizer step at each lr.
+    assert len(forwards) == 6 and steps == pytest.approx([1e-3, 1e-2, 1e-1])
+    assert len(result.losses) == 3
+
+
 def _pixels_of(png, rgb, tol=0.08):
     """Where the picture has colour rgb (the background is white)."""
     image = imread(png)[..., :3]
@@ -119,10 +146,14 @@ def _pixels_of(png, rgb, tol=0.08):
 
 def test_tool_stops_on_divergence_and_leaves_weights_and_work_dir(
         tmp_path, capsys):
-    # Weights to start from: load_from is read, never written.
+    # Weights to start from (the head's set to 0.5): load_from is read,
+    # never written.
     weights = tmp_path / 'start.pth'
     with training_parts(prepare_config(TINY)) as parts:
-        torch.save({'state_dict': parts.model.state_dict()}, weights)
+        state = parts.model.state_dict()
+        state['backbone.head.weight'].fill_(0.5)
+        torch.save({'state_dict': state}, weights)
+    runner_dirs = set(Path(tempfile.gettempdir()).glob('mmlr_lr_find_*'))
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     work_dir = tmp_path / 'work_dir'
     out = tmp_path / 'find' / 'tiny.png'
@@ -156,6 +187,8 @@ def test_tool_stops_on_divergence_and_leaves_weights_and_work_dir(
     assert sorted(p.name for p in tmp_path.rglob('*') if p.is_file()) == \
         ['start.pth', 'tiny.csv', 'tiny.png']
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest
+    assert set(Path(tempfile.gettempdir()).glob('mmlr_lr_find_*')) == \
+        runner_dirs
 
     # The smoothed curve (matplotlib's first colour) is drawn across most
     # of the picture's width; the suggestion is a red vertical line, in

@@ -135,7 +135,7 @@ def find(args: argparse.Namespace) -> None:
         if result.stop_reason else ''
     print(f'{name}: {run} of {result.planned_iters} iterations, lr '
           f'{result.lrs[0]:.3g} -> {result.lrs[-1]:.3g} (optimizer.lr; '
-          f'{num_groups} groups keep their ratios to it){stopped}')
+          f'{_groups(num_groups)}){stopped}')
     lowest = result.smoothed[suggestion.minimum_index]
     print(f'lowest smoothed loss {lowest:.4g} at lr '
           f'{suggestion.minimum_lr:.3g}' + (
@@ -151,6 +151,12 @@ def find(args: argparse.Namespace) -> None:
           f'optim_wrapper.optimizer.lr={lr:g}')
     print(f'picture: {args.out}' +
           (f'\nvalues: {args.csv}' if args.csv != 'none' else ''))
+
+
+def _groups(count: int) -> str:
+    if count == 1:
+        return 'one optimizer group'
+    return f'{count} groups, each keeping its ratio to it'
 
 
 def write_csv(result, path: str) -> None:

@@ -65,7 +65,7 @@ def plot_range_test(result: RangeTestResult, suggestion: LrSuggestion,
                 lrs[-1] if len(lrs) > 1 else lrs[0] * 10)
     ax.set_xlabel('lr (optimizer.lr; other groups keep their ratios)')
     ax.set_ylabel('training loss')
-    ax.grid(alpha=0.3, which='both')
+    ax.grid(alpha=0.3)
     ax.legend(fontsize='small', loc='best')
     if title:
         ax.set_title(title, fontsize='medium')
