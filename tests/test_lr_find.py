@@ -212,6 +212,17 @@ def test_config_without_training_data_is_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [config]
 
 
+def test_help_explains_flags(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        lr_find_main(['--help'])
+    text = capsys.readouterr().out
+    assert stopped.value.code == 0
+    for flag in ('--start-lr', '--end-lr', '--num-iters', '--smoothing',
+                 '--diverge-factor', '--out', '--csv', '--cfg-options',
+                 '--debug', 'a tenth of the lr at the lowest smoothed loss'):
+        assert flag in text
+
+
 @pytest.mark.parametrize('flags, message', [
     (['--start-lr', '1', '--end-lr', '0.1'], '--end-lr (0.1) must be above'),
     (['--num-iters', '1'], '--num-iters must be at least 2'),

@@ -54,8 +54,11 @@ def positive_float(text: str) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = ToolArgumentParser(
         description='lr range test: train a few iterations of a config '
-        'with an exponentially growing lr, plot the loss against the lr '
-        'and suggest an lr. Nothing of the run is kept.',
+        'with an exponentially growing lr (every optimizer group keeps its '
+        'ratio to optimizer.lr), plot the loss against the lr and suggest '
+        'an lr: a tenth of the lr at the lowest smoothed loss. Nothing of '
+        'the run is kept: no checkpoint, nothing in the config\'s work dir, '
+        'the weights on disk only read.',
         epilog='examples:\n'
         '  python tools/lr_find.py configs/vit_digits.py\n'
         '  python tools/lr_find.py configs/vit_digits_layer_decay.py '
