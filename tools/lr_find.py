@@ -1,7 +1,7 @@
 """Find a learning rate for a config: the lr range test.
 
     python tools/lr_find.py CONFIG [--start-lr 1e-7] [--end-lr 10]
-        [--num-iters 100] [--smoothing 0.98] [--diverge-factor 4]
+        [--num-iters 200] [--smoothing 0.98] [--diverge-factor 4]
         [--out lr_find.png] [--csv lr_find.csv]
         [--cfg-options KEY=VALUE ...] [--debug]
 
@@ -62,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog='examples:\n'
         '  python tools/lr_find.py configs/vit_digits.py\n'
         '  python tools/lr_find.py configs/vit_digits_layer_decay.py '
-        '--start-lr 1e-6 --end-lr 1 --num-iters 200',
+        '--start-lr 1e-6 --end-lr 1 --num-iters 300',
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='path of the config file')
     parser.add_argument('--start-lr', type=positive_float, default=1e-7,
@@ -71,9 +71,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--end-lr', type=positive_float, default=10.0,
                         help='optimizer lr of the last iteration '
                         '(default: 10)')
-    parser.add_argument('--num-iters', type=int, default=100,
+    # 25 iterations per decade of the default range: with fewer, the loss
+    # has no time to respond to each lr and the curve is flat noise.
+    parser.add_argument('--num-iters', type=int, default=200,
                         help='iterations (optimizer steps) from --start-lr '
-                        'to --end-lr, at least 2 (default: 100)')
+                        'to --end-lr, at least 2 (default: 200)')
     parser.add_argument('--smoothing', type=float, default=0.98,
                         help='weight of the past in the moving average of '
                         'the loss, in [0, 1); 0 keeps the raw loss '
