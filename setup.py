@@ -25,7 +25,7 @@ setup(
     extras_require={
         # the demo model and data set
         'demo': ['timm>=1.0,<1.1', 'torchvision', 'scikit-learn'],
-        # tools/vis_lr.py's PNG
+        # the PNGs of tools/vis_lr.py and tools/lr_find.py
         'tools': ['matplotlib'],
         'tests': [
             'timm>=1.0,<1.1', 'torchvision', 'scikit-learn', 'mmcv-lite',
