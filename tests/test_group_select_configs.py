@@ -1,6 +1,7 @@
 """The two GroupSelect example configs trained end to end (short: 6 batches
 an epoch), in-process and once in 2 processes, with the lrs every layer
 got and the weights the staged backbone kept."""
+import csv
 import math
 
 import pytest
@@ -9,6 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import mmlr  # noqa: F401  (weights_only loading of mmengine checkpoints)
+from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
+                           check_schedule, load_config, train_length)
 from conftest import (REPO, read_scalars, tool_main, train_in_process,
                       user_error_line)
 from test_distributed import run_dist
@@ -134,3 +137,41 @@ def test_a_selection_matching_nothing_stops_training_with_one_line(
         "error: param_scheduler GroupSelect: groups={'role': 'head', "
         "'layer_ids': [7, 9]} matches no optimizer group (12 groups; layer "
         'ids 0 to 5; e.g. backbone.head.weight')
+
+
+def test_vis_lr_draws_each_selected_groups_own_curve(tmp_path, capsys):
+    tool_main('vis_lr')([str(REPO / STEP_POLY), '--out',
+                         str(tmp_path / 'lr.png')])
+    stdout = capsys.readouterr().out
+    assert '12 groups, 12 distinct curves' in stdout
+    # MultiStepLR and PolyLR act on other groups: no overlap warning
+    assert 'WARNING' not in stdout
+    with open(tmp_path / 'lr.csv') as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ['iter', 'epoch'] + [f'group{g}' for g in range(12)]
+    iters = 30 * 45  # 1,437 digits in batches of 32: 45 an epoch
+    assert len(rows) == 1 + iters
+    for i, row in enumerate(rows[1:]):
+        values = [float(v) for v in row[2:]]
+        # head (groups 0, 1): PolyLR over all iterations, total_iters 1349
+        assert values[:2] == pytest.approx([2e-3 * (1 - i / 1349)] * 2,
+                                           rel=1e-5, abs=1e-12), i
+        # backbone: x0.1 after epochs 20 and 27
+        backbone = 2e-3 * 0.1**((i >= 20 * 45) + (i >= 27 * 45))
+        assert values[2:] == pytest.approx([backbone] * 10, rel=1e-5), i
+
+
+def test_vis_lr_eta_min_warning_names_the_selected_layers():
+    cfg = load_config(str(REPO / STAGED))
+    # the cosine for the backbone only, annealing to 1e-3: above the start
+    # of layers 0-2 (2e-3 * 0.75 ** 5, ** 4, ** 3 = 4.7e-4, 6.3e-4, 8.4e-4)
+    cfg.param_scheduler[2] = dict(
+        type='GroupSelect', groups=dict(role='backbone'),
+        scheduler='CosineAnnealingLR', begin=2, by_epoch=True, eta_min=1e-3)
+    length = train_length(cfg)
+    tracks = build_tracks(build_optim_wrapper_of(cfg, build_model(cfg)[0]),
+                          cfg.param_scheduler, length)
+    [message] = check_schedule(tracks, length)
+    assert message.startswith(
+        "CosineAnnealingLR(role='backbone') anneals to eta_min=0.001, above "
+        'the starting lr of 6 distinct group(s) (layer ids [0, 1, 2])')

@@ -11,6 +11,7 @@ import numpy as np
 from mmengine.logging import MessageHub
 
 from .schedule_build import Track
+from ..schedulers import GroupSelect
 from .train_length import TrainLength
 
 
@@ -26,6 +27,7 @@ class Window:
     end: float
     by_epoch: bool
     plateau: bool
+    groups: tuple | None = None  # the groups a GroupSelect moves
 
 
 @dataclass
@@ -203,10 +205,12 @@ def windows_of(tracks: list[Track], length: TrainLength) -> list[Window]:
                 scale = length.epoch_length if length.by_epoch else \
                     length.max_iters
             end = scheduler.end * scale if scheduler.end < 1e9 else math.inf
+            selected = getattr(scheduler, 'indices', None)
             windows.append(
-                Window(track.name, type(scheduler).__name__,
+                Window(track.name, scheduler_name(scheduler),
                        scheduler.begin * scale, end, scheduler.by_epoch,
-                       bool(getattr(scheduler, 'need_val_args', False))))
+                       bool(getattr(scheduler, 'need_val_args', False)),
+                       None if selected is None else tuple(selected)))
     return windows
 
 
@@ -231,3 +235,12 @@ def metrics_coverage(metrics: list[float], validations: list[int]
         return (f'--metrics has {given} values for {needed} validations: '
                 f'the last {given - needed} were not used')
     return None
+
+
+def scheduler_name(scheduler) -> str:
+    """``'CosineAnnealingLR'``; a GroupSelect as its scheduler and selection:
+    ``"MultiStepLR(role='backbone')"``."""
+    if isinstance(scheduler, GroupSelect):
+        return f'{type(scheduler.scheduler).__name__}(' + ', '.join(
+            f'{k}={v!r}' for k, v in scheduler.groups.items()) + ')'
+    return type(scheduler).__name__

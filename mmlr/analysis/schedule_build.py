@@ -16,6 +16,7 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.optim.scheduler.param_scheduler import _ParamScheduler
 from mmengine.registry import PARAM_SCHEDULERS
 
+from ..schedulers import GroupSelect
 from .train_length import TrainLength
 
 
@@ -29,9 +30,10 @@ class ProbeOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, groups: list[dict], defaults: dict):
+        # a group given its parameters keeps them (GroupSelect by name)
         super().__init__([
-            dict(group, params=[torch.empty(0, device='meta')])
-            for group in groups
+            dict(group, params=group.get('params')
+                 or [torch.empty(0, device='meta')]) for group in groups
         ], dict(defaults))
 
     def step(self, closure=None) -> None:
@@ -93,8 +95,6 @@ def build_tracks(optim_wrapper, scheduler_cfg, length: TrainLength,
 
 def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
            length: TrainLength, param: str, merge: bool) -> Track:
-    real = [{k: v for k, v in g.items() if k != 'params'}
-            for g in wrapper.optimizer.param_groups]
     configs = []
     for cfg in scheduler_cfg if isinstance(scheduler_cfg, (list, tuple)) \
             else [scheduler_cfg] if scheduler_cfg else []:
@@ -102,8 +102,13 @@ def _track(name: str, wrapper: OptimWrapper, scheduler_cfg,
         cfg.setdefault('end', length.max_epochs if cfg.get(
             'by_epoch', True) else length.max_iters)
         configs.append(cfg)
+    # GroupSelect resolves its selection on the probe: every group keeps its
+    # index, layer id and parameters (their names) there, each its curve.
+    selective = any(_selects_groups(cfg) for cfg in configs)
+    real = [{k: v for k, v in g.items() if k != 'params' or selective}
+            for g in wrapper.optimizer.param_groups]
     kept, index_of, group_of = [], {}, []
-    separate = not merge or _has_group_lists(configs, len(real))
+    separate = not merge or selective or _has_group_lists(configs, len(real))
     for group in real:
         key = len(group_of) if separate else repr(
             [group.get(k) for k in (param, f'initial_{param}', 'betas',
@@ -139,3 +144,9 @@ def _has_group_lists(configs: list[dict], num_groups: int) -> bool:
         isinstance(v, (list, tuple)) and len(v) in (num_groups,
                                                     num_groups + 1)
         for cfg in configs for v in cfg.values())
+
+
+def _selects_groups(cfg: dict) -> bool:
+    kind = cfg.get('type')
+    cls = kind if isinstance(kind, type) else PARAM_SCHEDULERS.get(kind)
+    return isinstance(cls, type) and issubclass(cls, GroupSelect)

@@ -2,7 +2,7 @@
 for: each check takes the built schedulers and returns plain messages."""
 import math
 
-from .lr_curves import Window, windows_of
+from .lr_curves import Window, scheduler_name, windows_of
 from .schedule_build import Track
 from .train_length import TrainLength
 
@@ -18,7 +18,11 @@ def overlapping_windows(windows: list[Window]) -> list[str]:
     timed = [w for w in windows if not w.plateau]
     for i, first in enumerate(timed):
         for second in timed[i + 1:]:
-            if first.track != second.track:
+            if first.track != second.track or (
+                    first.groups is not None and second.groups is not None):
+                # other optimizers; or two GroupSelects: on other groups, or
+                # chaining by design (those that cannot were refused when
+                # built)
                 continue
             begin, end = max(first.begin, second.begin), min(
                 first.end, second.end)
@@ -64,7 +68,9 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
             eta_min = getattr(scheduler, 'eta_min', None)
             if eta_min is None or getattr(scheduler, 'eta_min_ratio', None):
                 continue
-            groups = track.curves
+            # a GroupSelect's base values are those of its groups only
+            groups = [track.curves[i] for i in getattr(
+                scheduler, 'indices', range(len(track.curves)))]
             low = [(i, base) for i, base in enumerate(
                 scheduler.base_values[:len(groups)]) if base < eta_min]
             if low:
@@ -72,7 +78,7 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
                                  for i, _ in low} - {None})
                 where = f' (layer ids {layers})' if layers else ''
                 messages.append(
-                    f'{_name(track.name)}{type(scheduler).__name__} anneals '
+                    f'{_name(track.name)}{scheduler_name(scheduler)} anneals '
                     f'to eta_min={eta_min:g}, above the starting '
                     f'{scheduler.param_name} of {len(low)} distinct '
                     f'group(s){where}, lowest {min(b for _, b in low):.3g}: '
