@@ -56,7 +56,7 @@ class OptimizerResumeHook(Hook):
     an uninterrupted run of the *current* config would hold at that step: the
     config's values as the optimizer constructor built them, moved by the
     config's schedulers (rebuilt and stepped from the start on a probe
-    optimizer of plain numbers, mmengine's and mmlr's alike, which then hand
+    optimizer of the constructor's values, mmengine's and mmlr's alike, which then hand
     their state to the run's schedulers). The optimizer's state (moments,
     step counts) is the checkpoint's. Every changed config setting is logged
     once, with the number of groups whose values changed.
