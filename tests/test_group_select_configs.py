@@ -175,3 +175,27 @@ def test_vis_lr_eta_min_warning_names_the_selected_layers():
     assert message.startswith(
         "CosineAnnealingLR(role='backbone') anneals to eta_min=0.001, above "
         'the starting lr of 6 distinct group(s) (layer ids [0, 1, 2])')
+
+
+def test_names_select_with_mmengines_own_constructor_in_tools_train(
+        tmp_path):
+    # vit_digits.py: mmengine's DefaultOptimWrapperConstructor (with a
+    # paramwise_cfg: one group per tensor), which records no names;
+    # tools/train.py does. Its warm-up (mmengine's LinearLR from 1 % over
+    # epoch 0) for the head only.
+    train_in_process('configs/vit_digits.py', tmp_path,
+                     'optim_wrapper.paramwise_cfg.norm_decay_mult=0.0',
+                     'param_scheduler.0.type=GroupSelect',
+                     'param_scheduler.0.groups.names=head',
+                     'param_scheduler.0.scheduler=LinearLR',
+                     'train_cfg.max_epochs=2',
+                     'default_hooks.logger.interval=1',
+                     'train_dataloader.num_batch_per_epoch=3')
+    state = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)
+    selection = state['param_schedulers'][0]['selection']
+    # timm's ViT lists head.weight and head.bias last of its 56 tensors
+    assert selection['indices'] == [54, 55]
+    assert selection['names'] is not None
+    # the logged lr (group 0, the cls token) skipped the warm-up
+    first = [r for r in read_scalars(tmp_path) if 'loss' in r][0]
+    assert first['lr'] == pytest.approx(2e-3)
