@@ -198,3 +198,16 @@ def test_truncated_checkpoint_is_not_readable_and_no_advice(tmp_path):
     message = str(error.value)
     assert message.startswith(f'not a readable checkpoint: {path} (--resume; ')
     assert 'weights_only' not in message and '\n' not in message
+
+
+def test_check_checkpoint_file_takes_a_sharded_checkpoint_directory(
+        tmp_path):
+    # FSDPStrategy's 'local' checkpoints: the files must be there; their
+    # sharded tensors load only in the ranks' own process group, later.
+    shards = tmp_path / 'epoch_2.pth'
+    shards.mkdir()
+    with pytest.raises(UserError, match='a directory without rank<i>.pth'):
+        check_checkpoint_file(str(shards), '--resume')
+    for rank in (0, 1):
+        torch.save(mmengine_like_checkpoint(), shards / f'rank{rank}.pth')
+    check_checkpoint_file(str(shards), '--resume')
