@@ -191,9 +191,10 @@ def main() -> None:
         'optimizer state MB / rank', 'total MB / rank', 'total vs DDP',
         'largest gathered unit MB', 'step time vs DDP', 'step spread (IQR)'
     ], rows)
+    rate = vit_groups.MAE_RATE[result['model']]
     _timing.finish(
         args, 'Memory per rank and step time: DDP, ZeRO-1, FSDP', env,
-        [(f"{result['model']}, layer decay {vit_groups.MAE_RATE[result['model']]}"
+        [(f"{result['model']}, layer decay {rate}"
           f', AdamW, 2 processes, batch {args.batch} per rank, '
           f'{args.rounds} rounds (DDP step: {ddp["step_s"]:.3g} s)', table)],
         dict(model=result['model'], batch=args.batch, rounds=args.rounds,

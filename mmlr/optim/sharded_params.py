@@ -47,7 +47,6 @@ def flattened_names(model: nn.Module) -> list[str]:
             if isinstance(p, FlatParameter)]
 
 
-
 def refuse_flattened(model: nn.Module) -> None:
     """Refuse a model whose parameters FSDP flattened.
 
