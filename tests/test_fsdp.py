@@ -121,8 +121,13 @@ def test_fsdp_checkpoints_resume_like_an_uninterrupted_run(
     train_in_process(CONFIG, whole, 'train_cfg.max_epochs=3', *options)
     train_in_process(CONFIG, part, 'train_cfg.max_epochs=2', *options)
     assert (part / 'epoch_2.pth').is_dir() == (state_dict == 'local')
+    # A stale last_checkpoint: FlexibleRunner loads before before_run, and
+    # SafeCheckpointHook still falls back to the newest complete checkpoint.
+    (part / 'last_checkpoint').write_text(str(part / 'epoch_9.pth'))
     resumed = train_in_process(CONFIG, part, 'train_cfg.max_epochs=3',
                                *options, flags=('--resume', ))
+    assert f'resuming from {part / "epoch_2.pth"}, the newest complete' \
+        in resumed
     assert 'resumed epoch: 2' in resumed
 
     def epoch_3(work_dir):
