@@ -129,6 +129,9 @@ def test_fsdp_checkpoints_resume_like_an_uninterrupted_run(
     assert f'resuming from {part / "epoch_2.pth"}, the newest complete' \
         in resumed
     assert 'resumed epoch: 2' in resumed
+    # OptimizerResumeHook rebuilt the config's schedule through the strategy
+    assert 'Resume: following the config, train_cfg.max_epochs 2 -> 3' \
+        in resumed
 
     def epoch_3(work_dir):
         return [{k: v for k, v in r.items()
