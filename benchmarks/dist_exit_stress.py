@@ -21,7 +21,6 @@ epoch each, a smoke test of the script. Exit status: 1 if any run failed.
 """
 import argparse
 import collections
-import json
 import os
 import re
 import socket

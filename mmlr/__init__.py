@@ -5,7 +5,7 @@ schedulers, optimizer-wrapper constructor and hooks, and makes their free
 names usable without the ``mmlr.`` prefix (see :mod:`mmlr.registry`).
 """
 from . import checkpoint  # noqa: F401  (allow-lists mmengine checkpoints)
-from . import hooks, optim, schedulers  # noqa: F401
+from . import fsdp, hooks, optim, schedulers  # noqa: F401
 from .registry import (HOOKS, OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS,
                        export_free_names)
 from .version import __version__

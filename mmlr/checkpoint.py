@@ -8,11 +8,17 @@ could load arbitrary objects:
 
 - ``HistoryBuffer`` and numpy's array/scalar reconstruction (the buffers are
   numpy arrays; logged scalars may be numpy scalars), with the dtype classes;
+- the sharded tensors of ``FSDPStrategy``'s sharded (``'local'``)
+  checkpoints: torch's ``ShardedTensor`` with its shard, metadata, sharding
+  spec and device classes (plain records whose ``__setstate__`` only
+  assigns fields and checks the rank);
 - ``builtins.getattr``, because ``HistoryBuffer`` pickles its statistics
-  methods as ``getattr(HistoryBuffer, 'mean')``. Allow-listing ``getattr``
-  itself would let a checkpoint reach any attribute of any allowed object, so
-  the pickled name is bound to :func:`history_buffer_getattr`, which returns
-  only those four methods and refuses everything else.
+  methods as ``getattr(HistoryBuffer, 'mean')`` (and ``ShardedTensor`` its
+  nested ``ProcessGroupState`` record the same way). Allow-listing
+  ``getattr`` itself would let a checkpoint reach any attribute of any
+  allowed object, so the pickled name is bound to
+  :func:`history_buffer_getattr`, which returns only those attributes and
+  refuses everything else.
 
 Importing :mod:`mmlr` applies it (``custom_imports`` or ``tools/train.py``).
 
@@ -23,6 +29,7 @@ is set unless ``--trust-checkpoint-code`` is given
 (:func:`refuse_forced_code_loading`), and they check the checkpoint a run
 loads before the Runner is built (:func:`check_checkpoint_file`).
 """
+import glob
 import os
 import os.path as osp
 import pickle
@@ -33,6 +40,13 @@ from typing import Any
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+from torch.distributed._shard.metadata import ShardMetadata
+from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
+from torch.distributed._shard.sharded_tensor.metadata import (
+    MEM_FORMAT_ENCODING, ShardedTensorMetadata, TensorProperties)
+from torch.distributed._shard.sharding_spec import (
+    ChunkShardingSpec, EnumerableShardingSpec)
+from torch.distributed.remote_device import _remote_device
 
 from .user_errors import UserError
 
@@ -40,24 +54,41 @@ FORCE_NO_WEIGHTS_ONLY = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
 TRUST_FLAG = '--trust-checkpoint-code'
 
 HISTORY_BUFFER_METHODS = ('min', 'max', 'mean', 'current')
+#: the attributes checkpoints may reach with ``getattr``, per class
+ALLOWED_ATTRIBUTES = {
+    HistoryBuffer: HISTORY_BUFFER_METHODS,
+    ShardedTensor: ('ProcessGroupState', ),
+}
 
 
 def history_buffer_getattr(obj: Any, name: str) -> Any:
     """Stand-in for ``builtins.getattr`` while unpickling a checkpoint.
 
     Returns ``getattr(HistoryBuffer, name)`` for the statistics methods that
-    ``HistoryBuffer`` pickles, and refuses any other object or name.
+    ``HistoryBuffer`` pickles, ``ShardedTensor.ProcessGroupState``, and
+    refuses any other object or name.
 
     Raises:
-        pickle.UnpicklingError: For anything but HistoryBuffer's
-            ``min``/``max``/``mean``/``current``.
+        pickle.UnpicklingError: For anything but the attributes of
+            ``ALLOWED_ATTRIBUTES``.
     """
-    if obj is HistoryBuffer and name in HISTORY_BUFFER_METHODS:
+    if name in ALLOWED_ATTRIBUTES.get(obj, ()):
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'checkpoint asks for getattr({obj!r}, {name!r}); mmlr only allows '
-        f'getattr(HistoryBuffer, one of {HISTORY_BUFFER_METHODS}) when '
-        'loading with weights_only=True')
+        f'getattr(HistoryBuffer, one of {HISTORY_BUFFER_METHODS}) and '
+        'getattr(ShardedTensor, \'ProcessGroupState\') when loading with '
+        'weights_only=True')
+
+
+def _sharded_tensor_globals() -> list:
+    """What a pickled ``ShardedTensor`` (FSDP's sharded state dicts) is
+    made of."""
+    return [
+        ShardedTensor, ShardedTensor.ProcessGroupState, Shard, ShardMetadata,
+        ShardedTensorMetadata, TensorProperties, MEM_FORMAT_ENCODING,
+        _remote_device, ChunkShardingSpec, EnumerableShardingSpec
+    ]
 
 
 def _numpy_globals() -> list:
@@ -82,7 +113,7 @@ def mmengine_checkpoint_globals() -> list:
     checkpoint, in the form :func:`torch.serialization.add_safe_globals`
     takes."""
     return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')
-            ] + _numpy_globals()
+            ] + _numpy_globals() + _sharded_tensor_globals()
 
 
 def allow_mmengine_checkpoints() -> None:
@@ -119,7 +150,8 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
                           contents: bool = True) -> None:
     """Check, before a long setup, that ``path`` is a checkpoint the run
     can load: the file exists and (with ``contents``) loads with
-    ``weights_only=True`` under mmlr's allow-list.
+    ``weights_only=True`` under mmlr's allow-list. A directory is a sharded
+    checkpoint: each of its ``rank<i>.pth`` is checked.
 
     Zip-format files are memory-mapped, so the weights are not read.
 
@@ -137,6 +169,18 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
     Example:
         >>> check_checkpoint_file('work_dirs/vit_digits/epoch_1.pth')
     """
+    if osp.isdir(path):
+        # A sharded checkpoint (FSDPStrategy's 'local' state dicts): one
+        # file per rank.
+        shards = sorted(glob.glob(osp.join(path, 'rank*.pth')))
+        if not shards:
+            raise UserError(f'{source}: checkpoint {path} is a directory '
+                            'without rank<i>.pth files')
+        # Only their presence: a sharded tensor loads only in the process
+        # group of the rank that saved it, which does not exist yet.
+        for shard in shards:
+            check_checkpoint_file(shard, source, contents=False)
+        return
     if not osp.isfile(path):
         raise UserError(f'{source}: checkpoint {path} does not exist')
     if not contents:

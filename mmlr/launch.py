@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .cfg_options import load_config_file, merge_cfg_options
 from .checkpoint import check_checkpoint_file, refuse_forced_code_loading
+from .flexible import MmlrFlexibleRunner, uses_strategy
 from .hooks import (LayerLrLoggerHook, OptimizerResumeHook,
                     ParamGroupCheckHook, SafeCheckpointHook,
                     SchedulerCheckHook, ZeroCheckpointHook)
@@ -170,6 +171,8 @@ def _prepare_cpu_distributed(cfg: Config) -> None:
             rank=int(os.environ['RANK']),
             world_size=int(os.environ['WORLD_SIZE']))
     wrapper_cfg = cfg.get('model_wrapper_cfg')
+    if uses_strategy(cfg):
+        return  # the strategy wraps: MmlrFlexibleRunner.build_strategy
     if wrapper_cfg is None:
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel',
@@ -230,13 +233,15 @@ class LastValMetrics(Hook):
 
 
 def build_runner(cfg: Config) -> Runner:
-    """Build the Runner a config describes (``runner_type`` honoured), with
-    mmlr's hooks added: resume and checkpoint safety and per-layer lr
-    logging always, the cross-rank group check and ZeRO checkpointing in
-    distributed runs."""
+    """Build the Runner a config describes (``runner_type`` honoured; with
+    a ``strategy``, a ``FlexibleRunner``), with mmlr's hooks added: resume
+    and checkpoint safety and per-layer lr logging always, the cross-rank
+    group check and ZeRO checkpointing in distributed runs."""
     _prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
+    elif uses_strategy(cfg):
+        runner = MmlrFlexibleRunner.from_cfg(cfg)
     else:
         runner = FreezeBeforeWrapRunner.from_cfg(cfg)
     runner.register_hook(LastValMetrics())

@@ -1,7 +1,20 @@
-"""The digits demo: data split, model and metric."""
+"""The digits demo: data split, model and metric, and the demo config
+trained to the end as README's first command runs it (the suite's longest
+test, in an early module so that a worker starts it early)."""
 import torch
+from conftest import final_accuracy, run_tool
 
 from mmlr.demo import Accuracy, DigitsDataset, DigitsViT
+
+
+def test_default_demo_config_reaches_95_percent(tmp_path):
+    # about 40 s on an idle 2-core machine; generous for a loaded one
+    result = run_tool('tools/train.py', 'configs/vit_digits.py',
+                      '--work-dir', str(tmp_path), timeout=900)
+    log = result.stdout + result.stderr
+    assert final_accuracy(log) >= 95.0
+    assert f'work_dir: {tmp_path}' in log
+    assert (tmp_path / 'epoch_30.pth').exists()
 
 
 def test_split_is_fixed_disjoint_stratified_and_complete():

@@ -7,11 +7,12 @@
 
 The flags are those of mmpretrain's and mmdet's ``tools/train.py``. Beyond
 them, this script lets ``tools/dist_train.sh CONFIG N`` run on machines with
-no GPU (gloo backend, DDP without device ids) and resumes on torch >= 2.6
-(``import mmlr`` allow-lists what mmengine checkpoints hold). A bad config,
-option, launcher environment or checkpoint stops it with one ``error:``
-line (exit code 2) before the Runner prints its environment, where it can be
-known then; ``--debug`` shows the traceback.
+no GPU (gloo backend, DDP without device ids, FSDP on the CPU; a config
+with a ``strategy`` runs in mmengine's ``FlexibleRunner``) and resumes on
+torch >= 2.6 (``import mmlr`` allow-lists what mmengine checkpoints hold).
+A bad config, option, launcher environment or checkpoint stops it with one
+``error:`` line (exit code 2) before the Runner prints its environment,
+where it can be known then; ``--debug`` shows the traceback.
 """
 import argparse
 import os
@@ -22,6 +23,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.flexible import check_strategy_cfg  # noqa: E402
 from mmlr.launch import (build_runner, check_checkpoint_inputs,  # noqa: E402
                          check_optim_wrapper_cfg, end_process_group,
                          prepare_config, summary_line)
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> None:
         launcher=args.launcher)
     check_checkpoint_inputs(cfg, args.trust_checkpoint_code)
     check_optim_wrapper_cfg(cfg)
+    check_strategy_cfg(cfg)
     if cfg.launcher == 'none':
         train(cfg)
         return

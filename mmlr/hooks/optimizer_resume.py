@@ -103,8 +103,13 @@ class OptimizerResumeHook(Hook):
         self._resumed = False
 
     def before_run(self, runner) -> None:
-        # The optimizer and schedulers are built; the checkpoint is not
-        # loaded yet: remember what the config built.
+        # Runner: the optimizer and schedulers are built; the checkpoint is
+        # not loaded yet: remember what the config built. (FlexibleRunner
+        # loads before before_run: see after_load_checkpoint.)
+        if self._config_values is None:
+            self._remember_config(runner)
+
+    def _remember_config(self, runner) -> None:
         if not isinstance(getattr(runner, 'optim_wrapper', None),
                           BaseOptimWrapper):
             return  # validation or test only
@@ -133,6 +138,10 @@ class OptimizerResumeHook(Hook):
         if not getattr(runner, '_resume', False) or \
                 'optimizer' not in checkpoint:
             return  # load_from: new training from the weights
+        if self._config_values is None:
+            # FlexibleRunner: before before_run, and before the optimizer
+            # state is loaded, so the groups still hold the config's values.
+            self._remember_config(runner)
         self._resumed = True
         # mmengine writes the config's text as meta['cfg']
         self._saved_config = checkpoint.get('meta', {}).get('cfg')

@@ -5,7 +5,7 @@ import os
 import os.path as osp
 import zipfile
 
-from mmengine.dist import is_main_process
+from mmengine.dist import barrier, is_distributed, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 
@@ -15,15 +15,20 @@ TMP_SUFFIX = '.tmp'
 
 
 def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` file.
+    """Whether ``path`` is a whole ``torch.save`` file, or a directory of
+    whole ``rank<i>.pth`` files (a sharded checkpoint, as ``FSDPStrategy``
+    writes with ``state_dict_cfg='local'``).
 
     torch writes a zip archive whose directory comes last, so a file cut
     short by a full disk or a killed process has none and fails here; the
     check reads the directory, not the tensors.
 
     Args:
-        path (str): The file to check.
+        path (str): The file or directory to check.
     """
+    if osp.isdir(path):
+        shards = glob.glob(osp.join(path, 'rank*.pth'))
+        return bool(shards) and all(map(is_complete_checkpoint, shards))
     try:
         with zipfile.ZipFile(path) as archive:
             return bool(archive.namelist())
@@ -109,7 +114,14 @@ class SafeCheckpointHook(Hook):
     priority = 'VERY_LOW'
 
     def before_run(self, runner) -> None:
-        # Runner.train calls load_or_resume after before_run.
+        # Runner.train calls load_or_resume after before_run
+        # (FlexibleRunner before it: mmlr's calls the method below).
+        self.choose_resume_checkpoint(runner)
+
+    def choose_resume_checkpoint(self, runner) -> None:
+        """Before the runner resumes from its work dir's latest checkpoint:
+        if ``last_checkpoint`` is stale, resume from the newest complete
+        checkpoint instead (or start from scratch), with a warning."""
         if not runner._resume or runner._load_from is not None:
             return
         path, why = resumable_checkpoint(runner.work_dir)
@@ -154,6 +166,10 @@ class SafeCheckpointHook(Hook):
             written.append(temporary)
             # Every rank calls it (ZeRO gathers state inside); rank 0 writes.
             save(out_dir, filename + TMP_SUFFIX, *args, **kwargs)
+            if is_distributed():
+                # A sharded checkpoint is a directory every rank writes
+                # into: rename it when all are done.
+                barrier()
             if is_main_process():
                 os.replace(temporary, final)
             written.remove(temporary)

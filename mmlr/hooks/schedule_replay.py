@@ -17,6 +17,23 @@ def scheduler_configs(runner, name: str):
     return cfg
 
 
+def build_schedulers(runner, configs: list, optim_wrapper) -> list:
+    """The schedulers ``configs`` describe on ``optim_wrapper``, built as
+    the runner builds its own: ``Runner`` itself, ``FlexibleRunner``
+    through its strategy (with the epoch length and train length the
+    strategy was given)."""
+    if hasattr(runner, '_build_param_scheduler'):
+        return runner._build_param_scheduler(configs, optim_wrapper)
+    strategy = runner.strategy
+    default_args = {
+        key: strategy.dispatch_kwargs[key]
+        for key in ('epoch_length', 'max_epochs', 'max_iters')
+        if key in strategy.dispatch_kwargs
+    }
+    return strategy._build_param_scheduler(configs, optim_wrapper,
+                                           default_args)
+
+
 def replay_schedule(runner, name: str, wrapper, schedulers: list,
                     values: list[dict], defaults: dict):
     """A plain-number optimizer with the config's values, stepped by
@@ -58,8 +75,7 @@ def replay_schedule(runner, name: str, wrapper, schedulers: list,
             return 'param_scheduler holds built schedulers, not dicts'
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            built = runner._build_param_scheduler(
-                copy.deepcopy(configs), probe)
+            built = build_schedulers(runner, copy.deepcopy(configs), probe)
         if [type(s) for s in built] != [type(s) for s in schedulers]:
             return (f'it builds {[type(s).__name__ for s in built]}, the '
                     f'run has {[type(s).__name__ for s in schedulers]}')

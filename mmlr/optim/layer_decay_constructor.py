@@ -18,6 +18,7 @@ from .param_groups import (format_params, format_table, group_rows,
                            merge_groups, named_params, plan_params)
 from .param_names import path_match
 from .param_rules import NoDecayHints, ParamRules
+from .sharded_params import original_shapes, refuse_flattened
 from .paramwise_cfg import nearest, parse_paramwise_cfg
 from .paramwise_checks import check_custom_field
 from .unmatched import (check_freeze, decays_nothing, unmatched_custom_keys,
@@ -175,6 +176,8 @@ class LayerDecayOptimWrapperConstructor:
             tuple[list[GroupPlan], list[ParamPlan], PlanReport]
         """
         wrapper = model if is_model_wrapper(model) else None
+        refuse_flattened(model)
+        shapes = original_shapes(model)
         if wrapper is not None:
             model = model.module
         frozen_now = self.freeze(model)
@@ -198,7 +201,7 @@ class LayerDecayOptimWrapperConstructor:
             t for t in backbones(model, self.cfg.backbone) if t[0]
         ]
         hints = NoDecayHints.of(hint_modules if self.cfg.model_hints else [])
-        rules = ParamRules(self.cfg, hints, self.base_wd is not None)
+        rules = ParamRules(self.cfg, hints, self.base_wd is not None, shapes)
         rate = self.cfg.layer_decay_rate or 1.0
         plans, report = plan_params(model, rules, depths, self.base_lr,
                                     self.base_wd, rate, self.cfg.min_scale)

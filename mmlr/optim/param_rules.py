@@ -112,10 +112,13 @@ class ParamRules:
         has_wd (bool): Whether the optimizer has a ``weight_decay``.
     """
 
-    def __init__(self, cfg: ParamwiseCfg, hints: NoDecayHints, has_wd: bool):
+    def __init__(self, cfg: ParamwiseCfg, hints: NoDecayHints, has_wd: bool,
+                 shapes: dict | None = None):
         self.cfg = cfg
         self.hints = hints
         self.has_wd = has_wd
+        # {id(param): original shape} of parameters FSDP flattened
+        self.shapes = shapes or {}
         # mmengine's order: longest key first, ties alphabetical.
         self.keys = sorted(sorted(cfg.custom_keys), key=len, reverse=True)
         self.dcn_types = _dcn_types()
@@ -145,7 +148,8 @@ class ParamRules:
                 out.decay_mult = cfg.bias_decay_mult
             elif is_dwconv(module) and cfg.dwconv_decay_mult is not None:
                 out.decay_mult = cfg.dwconv_decay_mult
-            elif (param.ndim <= 1 and not in_dcn
+            elif (len(self.shapes.get(id(param), param.shape)) <= 1
+                  and not in_dcn
                   and cfg.flat_decay_mult is not None):
                 out.decay_mult = cfg.flat_decay_mult
             if self.hints(name):
