@@ -146,12 +146,27 @@ def refuse_forced_code_loading(trust_checkpoint_code: bool = False) -> None:
             'you trust')
 
 
+def checkpoint_dir_files(path: str) -> list[str]:
+    """The files of a checkpoint that is a directory: one ``rank<i>.pth``
+    per rank (``FSDPStrategy``'s sharded state dicts), or DeepSpeed's
+    ``*.pt`` files (``mp_rank_00_model_states.pt`` beside one
+    ``zero_pp_rank_<i>_mp_rank_00_optim_states.pt`` per rank). Empty when
+    it holds neither."""
+    shards = sorted(glob.glob(osp.join(path, 'rank*.pth')))
+    if shards:
+        return shards
+    if glob.glob(osp.join(path, '*_model_states.pt')):
+        return sorted(glob.glob(osp.join(path, '*.pt')))
+    return []
+
+
 def check_checkpoint_file(path: str, source: str = 'checkpoint',
                           contents: bool = True) -> None:
     """Check, before a long setup, that ``path`` is a checkpoint the run
     can load: the file exists and (with ``contents``) loads with
     ``weights_only=True`` under mmlr's allow-list. A directory is a sharded
-    checkpoint: each of its ``rank<i>.pth`` is checked.
+    checkpoint: each of its files (:func:`checkpoint_dir_files`) must be
+    there.
 
     Zip-format files are memory-mapped, so the weights are not read.
 
@@ -170,14 +185,15 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
         >>> check_checkpoint_file('work_dirs/vit_digits/epoch_1.pth')
     """
     if osp.isdir(path):
-        # A sharded checkpoint (FSDPStrategy's 'local' state dicts): one
-        # file per rank.
-        shards = sorted(glob.glob(osp.join(path, 'rank*.pth')))
+        shards = checkpoint_dir_files(path)
         if not shards:
             raise UserError(f'{source}: checkpoint {path} is a directory '
-                            'without rank<i>.pth files')
+                            'without rank<i>.pth files (FSDP) or '
+                            '*_model_states.pt (DeepSpeed)')
         # Only their presence: a sharded tensor loads only in the process
-        # group of the rank that saved it, which does not exist yet.
+        # group of the rank that saved it, which does not exist yet;
+        # DeepSpeed loads its files with weights_only=True itself
+        # (mmlr.deepspeed_strategy).
         for shard in shards:
             check_checkpoint_file(shard, source, contents=False)
         return
