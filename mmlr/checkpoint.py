@@ -161,12 +161,13 @@ def checkpoint_dir_files(path: str) -> list[str]:
 
 
 def check_checkpoint_file(path: str, source: str = 'checkpoint',
-                          contents: bool = True) -> None:
+                          contents: bool = True,
+                          allowed: tuple = ()) -> None:
     """Check, before a long setup, that ``path`` is a checkpoint the run
     can load: the file exists and (with ``contents``) loads with
     ``weights_only=True`` under mmlr's allow-list. A directory is a sharded
     checkpoint: each of its files (:func:`checkpoint_dir_files`) must be
-    there.
+    there, and DeepSpeed's load with its records allowed too.
 
     Zip-format files are memory-mapped, so the weights are not read.
 
@@ -175,6 +176,7 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
         source (str): Where the path came from (``'--resume'``,
             ``'load_from'``), for the message.
         contents (bool): Also load it. Defaults to True.
+        allowed (tuple): Globals allowed besides mmlr's allow-list.
 
     Raises:
         UserError: ``not a readable checkpoint: PATH`` with the reason; a
@@ -190,10 +192,14 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
             raise UserError(f'{source}: checkpoint {path} is a directory '
                             'without rank<i>.pth files (FSDP) or '
                             '*_model_states.pt (DeepSpeed)')
+        if shards[0].endswith('.pt'):  # DeepSpeed's
+            from .deepspeed_strategy import deepspeed_checkpoint_globals
+            for shard in shards:
+                check_checkpoint_file(shard, source, contents,
+                                      tuple(deepspeed_checkpoint_globals()))
+            return
         # Only their presence: a sharded tensor loads only in the process
-        # group of the rank that saved it, which does not exist yet;
-        # DeepSpeed loads its files with weights_only=True itself
-        # (mmlr.deepspeed_strategy).
+        # group of the rank that saved it, which does not exist yet.
         for shard in shards:
             check_checkpoint_file(shard, source, contents=False)
         return
@@ -204,13 +210,16 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
     try:
         with open(path, 'rb') as file:
             mmap = zipfile.is_zipfile(file)
-        torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        with torch.serialization.safe_globals(list(allowed)):
+            torch.load(path, map_location='cpu', weights_only=True,
+                       mmap=mmap)
     except Exception as error:  # every way a file can fail to load
         raise UserError(f'not a readable checkpoint: {path} ({source}; '
                         f'{_unreadable_reason(error, path)})') from None
 
 
-_REFUSED_GLOBAL = re.compile(r'GLOBAL (\S+) was not an allowed global')
+_REFUSED_GLOBAL = re.compile(
+    r'GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)')
 _REFUSED_GETATTR = re.compile(r'checkpoint asks for (getattr\(.*?\));')
 _PICKLER_MESSAGE = re.compile(r'WeightsUnpickler error:\s*(.+)')
 

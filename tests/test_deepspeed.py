@@ -8,8 +8,13 @@ settings. The bad-input tests need no DeepSpeed.
 """
 import glob
 import math
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
@@ -32,6 +37,12 @@ SHORT = [
 ]
 ETA_MIN = 1e-5
 COSINE = {e: (1 + math.cos(math.pi * (e - 2) / 3)) / 2 for e in range(2, 5)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def single_process_settings() -> dict:
@@ -122,6 +133,65 @@ def test_deepspeed_zero2_trains_checkpoints_and_resumes_with_layer_decay(
             top = 2e-3 * 0.75**(5 - layer)
             assert record[f'lr_layer_{layer}'] == pytest.approx(
                 ETA_MIN + (top - ETA_MIN) * COSINE[3]), layer
+
+
+class PlantedCode:
+    """Pickles as a call of ``os.mkdir``: loading it runs that call."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path, )
+
+
+def test_deepspeed_checkpoint_files_load_as_data_only(tmp_path, monkeypatch,
+                                                      capsys):
+    # DeepSpeed's own loader passes weights_only=False: a checkpoint file
+    # holding code would run it on --resume. One process, launched as
+    # torchrun would.
+    pytest.importorskip('deepspeed')
+    from mmlr.deepspeed_strategy import load_weights_only
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
+                           MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(key, value)
+    main = tool_main('train')
+    short = ['train_cfg.max_epochs=1', 'param_scheduler.1.end=2',
+             f'train_dataloader.dataset.indices={list(range(32))}',
+             f'val_dataloader.dataset.indices={list(range(32))}']
+    main([str(REPO / CONFIG), '--launcher', 'pytorch', '--work-dir',
+          str(tmp_path), '--cfg-options', *short,
+          'experiment_name=deepspeed_data_only'])
+    model_states = tmp_path / 'epoch_1.pth' / 'mp_rank_00_model_states.pt'
+    state = load_weights_only(str(model_states), 'cpu')  # data only
+    marker = tmp_path / 'code_ran'
+    state['meta']['planted'] = PlantedCode(str(marker))
+    torch.save(state, model_states)
+
+    # --resume PATH: checked before anything is built, one line
+    line = user_error_line(
+        capsys, main, str(REPO / CONFIG), '--launcher', 'pytorch',
+        '--work-dir', str(tmp_path), '--resume', str(tmp_path / 'epoch_1.pth'),
+        '--cfg-options', *short)
+    assert line == (f'error: not a readable checkpoint: {model_states} '
+                    '(--resume; it asks for posix.mkdir, which is code, not '
+                    'data; nothing of it ran)')
+    # --resume alone: the work dir's latest, read by DeepSpeed when the
+    # run resumes (in a process of its own: DeepSpeed keeps its process
+    # groups for the life of the process)
+    resumed = subprocess.run(
+        ['bash', 'tools/dist_train.sh', CONFIG, '1', '--work-dir',
+         str(tmp_path), '--resume', '--cfg-options', *short,
+         'train_cfg.max_epochs=2'],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, 'PYTHON': sys.executable, 'PORT': str(free_port()),
+             'OMP_NUM_THREADS': '1'})
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode != 0
+    assert 'Weights only load failed' in output, output[-3000:]
+    assert 'GLOBAL posix.mkdir' in output, output[-3000:]
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize('key, kind, where', [
