@@ -9,9 +9,6 @@ settings. The bad-input tests need no DeepSpeed.
 import glob
 import math
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -39,12 +36,6 @@ ETA_MIN = 1e-5
 COSINE = {e: (1 + math.cos(math.pi * (e - 2) / 3)) / 2 for e in range(2, 5)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def single_process_settings() -> dict:
     """{parameter name: (lr, weight decay)} of the config's optimizer as
     the constructor builds it in one process, on the unwrapped model."""
@@ -66,7 +57,8 @@ def deepspeed_groups(checkpoint_dir) -> tuple[dict, list]:
     {parameter name: its group's settings} over all ranks' partitions, and
     the AdamW step counts of every rank's flat partitions."""
     from mmlr.deepspeed_strategy import load_weights_only
-    files = sorted(glob.glob(f'{checkpoint_dir}/zero_pp_rank_*_optim_states.pt'))
+    files = sorted(
+        glob.glob(f'{checkpoint_dir}/zero_pp_rank_*_optim_states.pt'))
     assert len(files) == 2  # one partition per rank
     settings, steps = {}, []
     for path in files:
@@ -97,6 +89,9 @@ def test_deepspeed_zero2_trains_checkpoints_and_resumes_with_layer_decay(
     assert ('ParamGroupCheckHook: 11 parameter groups (54 tensors) '
             'identical on all 2 ranks') in first
     assert f'Epoch(train) [2][{ITERS_PER_EPOCH}/{ITERS_PER_EPOCH}]' in first
+    # without a GPU, DeepSpeed's shared-memory collectives (a C++ extension
+    # compiled at the first start) are left out
+    assert 'deepspeed_shm_comm' not in first
     assert glob.glob(f'{tmp_path}/epoch_2.pth/*_optim_states.pt')
 
     resumed = run_dist(CONFIG, '--work-dir', str(tmp_path), '--resume',
@@ -104,6 +99,16 @@ def test_deepspeed_zero2_trains_checkpoints_and_resumes_with_layer_decay(
     assert 'resumed epoch: 2' in resumed
     assert f'Epoch(train) [3][{ITERS_PER_EPOCH}/{ITERS_PER_EPOCH}]' in resumed
     assert 'Final validation: accuracy/top1' in resumed
+
+    from mmlr.deepspeed_strategy import load_weights_only
+    from mmlr.hooks.optimizer_resume import NAMES_KEY
+    client = load_weights_only(
+        str(tmp_path / 'epoch_3.pth' / 'mp_rank_00_model_states.pt'), 'cpu')
+    # OptimizerResumeHook's before_save_checkpoint ran: the model's names
+    # of every group's tensors
+    stored = client[NAMES_KEY]['']
+    assert len(stored) == 11
+    assert sorted(n for names in stored for n in names) == sorted(expected)
 
     settings, steps = deepspeed_groups(tmp_path / 'epoch_3.pth')
     # Every parameter the single-process build trains is in DeepSpeed's
@@ -145,52 +150,45 @@ class PlantedCode:
         return os.mkdir, (self.path, )
 
 
-def test_deepspeed_checkpoint_files_load_as_data_only(tmp_path, monkeypatch,
-                                                      capsys):
+def test_deepspeed_checkpoint_files_load_as_data_only(tmp_path, capsys,
+                                                      monkeypatch,
+                                                      gloo_world_of_one):
     # DeepSpeed's own loader passes weights_only=False: a checkpoint file
-    # holding code would run it on --resume. One process, launched as
-    # torchrun would.
+    # holding code would run it on --resume. A one-layer model in a world
+    # of one, saved and resumed by the strategy tools/train.py builds.
     pytest.importorskip('deepspeed')
-    from mmlr.deepspeed_strategy import load_weights_only
-    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-                           MASTER_ADDR='127.0.0.1',
-                           MASTER_PORT=str(free_port())).items():
-        monkeypatch.setenv(key, value)
-    main = tool_main('train')
-    short = ['train_cfg.max_epochs=1', 'param_scheduler.1.end=2',
-             f'train_dataloader.dataset.indices={list(range(32))}',
-             f'val_dataloader.dataset.indices={list(range(32))}']
-    main([str(REPO / CONFIG), '--launcher', 'pytorch', '--work-dir',
-          str(tmp_path), '--cfg-options', *short,
-          'experiment_name=deepspeed_data_only'])
-    model_states = tmp_path / 'epoch_1.pth' / 'mp_rank_00_model_states.pt'
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)  # as torchrun sets them
+    from mmlr.deepspeed_strategy import (MmlrDeepSpeedStrategy,
+                                         load_weights_only)
+    strategy = MmlrDeepSpeedStrategy(
+        zero_optimization=dict(stage=2), work_dir=str(tmp_path),
+        experiment_name='deepspeed_data_only')
+    strategy.prepare(
+        torch.nn.Linear(2, 2),
+        optim_wrapper=dict(type='DeepSpeedOptimWrapper',
+                           optimizer=dict(type='AdamW', lr=1e-3)),
+        dispatch_kwargs=dict(train_micro_batch_size_per_gpu=1))
+    checkpoint = tmp_path / 'epoch_1.pth'
+    strategy.save_checkpoint(str(checkpoint), extra_ckpt={'meta': {}})
+    model_states = checkpoint / 'mp_rank_00_model_states.pt'
     state = load_weights_only(str(model_states), 'cpu')  # data only
+    assert type(state['ds_config']) is dict  # no mmengine ConfigDict
     marker = tmp_path / 'code_ran'
     state['meta']['planted'] = PlantedCode(str(marker))
     torch.save(state, model_states)
 
+    # when the run resumes (--resume alone: the work dir's latest)
+    with pytest.raises(Exception, match='GLOBAL posix.mkdir'):
+        strategy.resume(str(checkpoint))
+    assert not marker.exists()
     # --resume PATH: checked before anything is built, one line
-    line = user_error_line(
-        capsys, main, str(REPO / CONFIG), '--launcher', 'pytorch',
-        '--work-dir', str(tmp_path), '--resume', str(tmp_path / 'epoch_1.pth'),
-        '--cfg-options', *short)
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG),
+                           '--work-dir', str(tmp_path), '--resume',
+                           str(checkpoint))
     assert line == (f'error: not a readable checkpoint: {model_states} '
                     '(--resume; it asks for posix.mkdir, which is code, not '
                     'data; nothing of it ran)')
-    # --resume alone: the work dir's latest, read by DeepSpeed when the
-    # run resumes (in a process of its own: DeepSpeed keeps its process
-    # groups for the life of the process)
-    resumed = subprocess.run(
-        ['bash', 'tools/dist_train.sh', CONFIG, '1', '--work-dir',
-         str(tmp_path), '--resume', '--cfg-options', *short,
-         'train_cfg.max_epochs=2'],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, 'PYTHON': sys.executable, 'PORT': str(free_port()),
-             'OMP_NUM_THREADS': '1'})
-    output = resumed.stdout + resumed.stderr
-    assert resumed.returncode != 0
-    assert 'Weights only load failed' in output, output[-3000:]
-    assert 'GLOBAL posix.mkdir' in output, output[-3000:]
     assert not marker.exists()
 
 
