@@ -7,6 +7,7 @@ share of every optimizer group, by parameter name, with the group's
 settings. The bad-input tests need no DeepSpeed.
 """
 import glob
+import importlib.util
 import math
 import os
 
@@ -227,3 +228,11 @@ def test_deepspeed_needs_its_optim_wrapper(capsys):
         "error: optim_wrapper.type is 'OptimWrapper'; DeepSpeedStrategy "
         "steps the optimizer through DeepSpeed's engine and needs "
         "optim_wrapper.type='DeepSpeedOptimWrapper'")
+
+
+@pytest.mark.skipif(importlib.util.find_spec('deepspeed') is not None,
+                    reason='deepspeed is installed')
+def test_deepspeed_strategy_without_deepspeed_names_the_extra(capsys):
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG))
+    assert line == ("error: strategy.type 'DeepSpeedStrategy' needs the "
+                    'deepspeed package: pip install mmlr[deepspeed]')
