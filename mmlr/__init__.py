@@ -24,7 +24,7 @@ _logging.getLogger('DeepSpeed').addFilter(_DeepSpeedCpuNotice())
 
 # (mmlr.checkpoint allow-lists mmengine checkpoints)
 from . import checkpoint  # noqa: F401,E402
-from . import hooks, optim, schedulers  # noqa: F401,E402
+from . import fsdp, hooks, optim, schedulers  # noqa: F401,E402
 from .registry import (  # noqa: E402
     HOOKS, OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS, export_free_names)
 from .version import __version__  # noqa: E402

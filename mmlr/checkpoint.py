@@ -10,8 +10,8 @@ could load arbitrary objects:
   numpy arrays; logged scalars may be numpy scalars), with the dtype classes;
 - the sharded tensors of ``FSDPStrategy``'s sharded (``'local'``)
   checkpoints: torch's ``ShardedTensor`` with its shard, metadata, sharding
-  spec and device classes (plain records whose ``__setstate__`` only assigns fields
-  and checks the rank);
+  spec and device classes (plain records whose ``__setstate__`` only
+  assigns fields and checks the rank);
 - ``builtins.getattr``, because ``HistoryBuffer`` pickles its statistics
   methods as ``getattr(HistoryBuffer, 'mean')`` (and ``ShardedTensor`` its
   nested ``ProcessGroupState`` record the same way). Allow-listing
@@ -44,8 +44,8 @@ from torch.distributed._shard.metadata import ShardMetadata
 from torch.distributed._shard.sharded_tensor import Shard, ShardedTensor
 from torch.distributed._shard.sharded_tensor.metadata import (
     MEM_FORMAT_ENCODING, ShardedTensorMetadata, TensorProperties)
-from torch.distributed._shard.sharding_spec import (ChunkShardingSpec,
-                                                     EnumerableShardingSpec)
+from torch.distributed._shard.sharding_spec import (
+    ChunkShardingSpec, EnumerableShardingSpec)
 from torch.distributed.remote_device import _remote_device
 
 from .user_errors import UserError

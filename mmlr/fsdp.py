@@ -9,7 +9,9 @@ constructor reads sharded parameters: :mod:`mmlr.optim.sharded_params`.)
 """
 import torch
 from mmengine.device import get_device
+from torch import nn
 
+from .registry import FUNCTIONS
 from .user_errors import UserError
 
 
@@ -63,6 +65,44 @@ def check_fsdp_cfg(cfg) -> None:
             'set strategy.model_wrapper.use_orig_params=True')
 
 
+@FUNCTIONS.register_module()
+def wrap_module_types(module: nn.Module, recurse: bool,
+                      nonwrapped_numel: int,
+                      module_types: tuple = ('Block', )) -> bool:
+    """FSDP auto-wrap policy: every module whose class name is one of
+    ``module_types`` becomes an FSDP unit of its own (its parameters are
+    gathered only while it runs).
+
+    Args:
+        module (nn.Module): The module FSDP asks about.
+        recurse (bool): Whether FSDP asks to look inside it (always yes).
+        nonwrapped_numel (int): Unused; part of FSDP's policy signature.
+        module_types (tuple[str]): Class names, e.g. timm's ``'Block'``.
+
+    Example:
+        >>> strategy = dict(
+        ...     type='FSDPStrategy',
+        ...     model_wrapper=dict(auto_wrap_policy=dict(
+        ...         type='mmlr.wrap_module_types', module_types=['Block'])))
+    """
+    return recurse or type(module).__name__ in module_types
+
+
+@FUNCTIONS.register_module()
+def is_fsdp_unit(module: nn.Module) -> bool:
+    """Activation-checkpointing check: checkpoint every FSDP unit below the
+    root (the modules the wrap policy chose), so their activations are
+    recomputed in the backward pass instead of kept.
+
+    Example:
+        >>> strategy = dict(
+        ...     type='FSDPStrategy',
+        ...     activation_checkpointing=dict(check_fn='mmlr.is_fsdp_unit'))
+    """
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    return isinstance(module, FullyShardedDataParallel)
+
+
 def _load_optim_state_dict(strategy, state_dict: dict) -> None:
     # mmengine 0.10.7 passes (state_dict, model, optimizer), torch 2.0's
     # order; since torch 2.1 it is (model, optimizer, state_dict).
@@ -96,5 +136,5 @@ def adapt_fsdp_strategy(strategy) -> None:
         strategy.model_wrapper = wrapper
 
 
-__all__ = ['needs_param_names',
+__all__ = ['wrap_module_types', 'is_fsdp_unit', 'needs_param_names',
            'check_fsdp_cfg', 'adapt_fsdp_strategy']

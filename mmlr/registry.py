@@ -19,6 +19,7 @@ import logging
 
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -39,6 +40,11 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry(
     locations=['mmlr.optim'])
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mmlr', locations=['mmlr.hooks'])
+# FSDP wrap policies and activation-checkpointing checks, by 'mmlr.<name>'
+# only (FSDPStrategy looks them up by name).
+FUNCTIONS = Registry(
+    'function', parent=MMENGINE_FUNCTIONS, scope='mmlr',
+    locations=['mmlr.fsdp'])
 # The demo's model, data set and metric: filled only when the demo is used.
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmlr', locations=['mmlr.demo'])

@@ -17,6 +17,7 @@ SCRIPTS = {
     'benchmarks/build_time.py': '| tensors | mmlr ms |',
     'benchmarks/scheduler_step.py': '| call | groups | mmengine µs |',
     'benchmarks/lr_curve_simulation.py': '| arm | µs / iteration |',
+    'benchmarks/sharding_memory.py': '| engine | groups | parameters MB',
 }
 
 # Runs each script as ``python SCRIPT --quick --json OUT`` would, one after

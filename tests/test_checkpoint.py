@@ -8,6 +8,10 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
+from torch.distributed._shard.sharded_tensor import (ShardedTensor,
+                                                     init_from_local_shards)
+from torch.distributed._shard.sharded_tensor.shard import Shard
+
 import mmlr  # noqa: F401  (applies the allow-list)
 from mmlr.checkpoint import (check_checkpoint_file, history_buffer_getattr,
                              refuse_forced_code_loading)
@@ -74,6 +78,8 @@ def test_without_mmlr_torch_refuses_the_same_checkpoint(tmp_path):
     (HistoryBuffer, 'update'),
     (np.ndarray, 'tofile'),
     (torch.Tensor, 'add_'),
+    (ShardedTensor, '__init__'),
+    (ShardedTensor, '_init_from_local_shards'),
 ])
 def test_getattr_in_a_checkpoint_is_refused_beyond_history_buffer_stats(
         tmp_path, target, name):
@@ -91,6 +97,23 @@ def test_getattr_stand_in_returns_exactly_the_statistics_methods():
         history_buffer_getattr(HistoryBuffer, 'statistics')
     with pytest.raises(pickle.UnpicklingError):
         history_buffer_getattr(object, 'mean')
+
+
+def test_sharded_tensors_of_fsdp_local_checkpoints_load(
+        gloo_world_of_one, tmp_path):
+    # FSDPStrategy's state_dict_cfg='local' saves each rank's parameters and
+    # optimizer moments as ShardedTensors (records of shards, metadata,
+    # sharding spec, device and the saving rank's process-group sizes).
+    shard = Shard.from_tensor_and_offsets(torch.arange(4.), [0], rank=0)
+    sharded = init_from_local_shards([shard], 4)
+    path = tmp_path / 'rank0.pth'
+    torch.save({'state_dict': {'w': sharded},
+                'optimizer': {'state': {'w': {'exp_avg': sharded}}}}, path)
+    loaded = torch.load(path, weights_only=True)
+    for tensor in (loaded['state_dict']['w'],
+                   loaded['optimizer']['state']['w']['exp_avg']):
+        assert isinstance(tensor, ShardedTensor)
+        assert torch.equal(tensor.local_tensor(), torch.arange(4.))
 
 
 def test_unrelated_globals_stay_refused(tmp_path):
@@ -175,3 +198,16 @@ def test_truncated_checkpoint_is_not_readable_and_no_advice(tmp_path):
     message = str(error.value)
     assert message.startswith(f'not a readable checkpoint: {path} (--resume; ')
     assert 'weights_only' not in message and '\n' not in message
+
+
+def test_check_checkpoint_file_takes_a_sharded_checkpoint_directory(
+        tmp_path):
+    # FSDPStrategy's 'local' checkpoints: the files must be there; their
+    # sharded tensors load only in the ranks' own process group, later.
+    shards = tmp_path / 'epoch_2.pth'
+    shards.mkdir()
+    with pytest.raises(UserError, match='a directory without rank<i>.pth'):
+        check_checkpoint_file(str(shards), '--resume')
+    for rank in (0, 1):
+        torch.save(mmengine_like_checkpoint(), shards / f'rank{rank}.pth')
+    check_checkpoint_file(str(shards), '--resume')

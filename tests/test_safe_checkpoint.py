@@ -165,3 +165,20 @@ def test_resume_auto_in_a_runner_uses_the_fallback(tmp_path):
     assert 'epoch_7.pth, which is missing; resuming from ' \
         f'{tmp_path / "epoch_1.pth"}' in log
     assert 'resumed epoch: 1' in log
+
+
+def test_a_sharded_checkpoint_is_complete_when_every_shard_is(tmp_path):
+    # FSDPStrategy's state_dict_cfg='local': a directory of rank<i>.pth.
+    (tmp_path / 'epoch_1.pth').mkdir()
+    assert not is_complete_checkpoint(str(tmp_path / 'epoch_1.pth'))
+    (tmp_path / 'epoch_2.pth').mkdir()
+    make_files(tmp_path, good=['epoch_1.pth/rank0.pth',
+                               'epoch_1.pth/rank1.pth',
+                               'epoch_2.pth/rank0.pth'],
+               cut=['epoch_2.pth/rank1.pth'])
+    assert is_complete_checkpoint(str(tmp_path / 'epoch_1.pth'))
+    assert not is_complete_checkpoint(str(tmp_path / 'epoch_2.pth'))
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    path, why = resumable_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'epoch_1.pth')
+    assert 'epoch_2.pth, which is not a whole checkpoint' in why

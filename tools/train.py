@@ -8,11 +8,11 @@
 The flags are those of mmpretrain's and mmdet's ``tools/train.py``. Beyond
 them, this script lets ``tools/dist_train.sh CONFIG N`` run on machines with
 no GPU (gloo backend, DDP without device ids, FSDP on the CPU; a config
-with a ``strategy`` runs in mmengine's ``FlexibleRunner``) and resumes on torch >= 2.6
-(``import mmlr`` allow-lists what mmengine checkpoints hold). A bad config,
-option, launcher environment or checkpoint stops it with one ``error:``
-line (exit code 2) before the Runner prints its environment, where it can be
-known then; ``--debug`` shows the traceback.
+with a ``strategy`` runs in mmengine's ``FlexibleRunner``) and resumes on
+torch >= 2.6 (``import mmlr`` allow-lists what mmengine checkpoints hold).
+A bad config, option, launcher environment or checkpoint stops it with one
+``error:`` line (exit code 2) before the Runner prints its environment,
+where it can be known then; ``--debug`` shows the traceback.
 """
 import argparse
 import os

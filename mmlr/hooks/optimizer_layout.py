@@ -3,6 +3,8 @@ state to groups that hold them differently (by parameter name)."""
 import torch
 from mmengine.model import is_model_wrapper
 
+from ..optim.param_names import strip_wrappers
+
 
 def group_tensors(optimizer) -> list[list[torch.Tensor]]:
     """The model's tensors in each group of ``optimizer``, in order.
@@ -28,10 +30,12 @@ def optimizer_defaults(optimizer) -> dict:
 
 
 def named_groups(optimizer, model: torch.nn.Module) -> list[list[str]]:
-    """The names of the parameters in each group of ``optimizer``, in order."""
+    """The names of the parameters in each group of ``optimizer``, in order,
+    without wrapper levels (FSDP's, activation checkpointing's), so they
+    are the same under every engine."""
     if is_model_wrapper(model):
         model = model.module
-    names = {id(p): n for n, p in model.named_parameters()}
+    names = {id(p): strip_wrappers(n) for n, p in model.named_parameters()}
     return [[names.get(id(p), f'<unnamed {tuple(p.shape)}>') for p in group]
             for group in group_tensors(optimizer)]
 

@@ -7,6 +7,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
+from ..optim.param_names import strip_wrappers
 from ..registry import HOOKS
 from .optimizer_layout import group_tensors
 
@@ -27,13 +28,14 @@ def group_signature(optim_wrapper, model: nn.Module) -> dict:
     Returns:
         dict: ``{optimizer name: [group, ...]}`` (name ``''`` for a single
         optimizer); each group holds its settings and, under ``params``, the
-        names of its parameters in order. For a ``ZeroRedundancyOptimizer``
+        names of its parameters in order (without FSDP's and activation
+        checkpointing's wrapper levels). For a ``ZeroRedundancyOptimizer``
         these are the global groups, not the rank's shard; for DeepSpeed's
         ZeRO optimizer the model's tensors, not the rank's flat partition.
     """
     if is_model_wrapper(model):
         model = model.module
-    names = {id(p): n for n, p in model.named_parameters()}
+    names = {id(p): strip_wrappers(n) for n, p in model.named_parameters()}
     wrappers = dict(optim_wrapper.items()) if isinstance(
         optim_wrapper, OptimWrapperDict) else {'': optim_wrapper}
     return {

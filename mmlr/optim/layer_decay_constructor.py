@@ -17,7 +17,7 @@ from .param_groups import (format_params, format_table, group_rows,
                            merge_groups, named_params, plan_params)
 from .param_names import path_match
 from .param_rules import NoDecayHints, ParamRules
-from .sharded_params import flattened_names, original_shapes
+from .sharded_params import original_shapes, refuse_flattened
 from .paramwise_cfg import nearest, parse_paramwise_cfg
 from .paramwise_checks import check_custom_field
 from .unmatched import (check_freeze, decays_nothing, unmatched_custom_keys,
@@ -175,14 +175,7 @@ class LayerDecayOptimWrapperConstructor:
             tuple[list[GroupPlan], list[ParamPlan], PlanReport]
         """
         wrapper = model if is_model_wrapper(model) else None
-        flattened = flattened_names(model)
-        if flattened:
-            raise ValueError(
-                f'the model\'s parameters are flattened by FSDP (e.g. '
-                f'{flattened[0]!r}), so their names and shapes are gone and '
-                'cannot get their own lr and weight decay; wrap with '
-                'use_orig_params=True (FSDPStrategy\'s '
-                'strategy.model_wrapper.use_orig_params)')
+        refuse_flattened(model)
         shapes = original_shapes(model)
         if wrapper is not None:
             model = model.module

@@ -39,7 +39,7 @@ import torch.nn as nn
 
 from .layer_depths import DepthSource, LayerDepths, backbones
 from .mmseg_layer_ids import from_mmseg
-from .param_names import relative_name
+from .param_names import relative_name, strip_wrappers
 from .paramwise_cfg import ParamwiseCfg
 from .trunk import from_trunk
 
@@ -140,11 +140,14 @@ def from_group_matcher(model: nn.Module, names: list,
         return None
     path, owner = found
     try:
-        from timm.models._manipulate import group_parameters
+        from timm.models._manipulate import group_with_matcher
     except ImportError as error:  # group_matcher() is timm's convention
         raise ImportError('depth from group_matcher() needs timm') from error
-    layer_map = group_parameters(
-        owner, owner.group_matcher(coarse=False), reverse=True)
+    # timm's group_parameters, on names without wrapper levels (FSDP's,
+    # checkpointing's), which the matcher's patterns do not expect.
+    layer_map = group_with_matcher(
+        ((strip_wrappers(n), p) for n, p in owner.named_parameters()),
+        owner.group_matcher(coarse=False), reverse=True)
     num_layers = max(layer_map.values()) + 1
     ids = {}
     for name in names:

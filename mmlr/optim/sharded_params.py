@@ -47,4 +47,20 @@ def flattened_names(model: nn.Module) -> list[str]:
             if isinstance(p, FlatParameter)]
 
 
-__all__ = ['original_shapes', 'flattened_names']
+def refuse_flattened(model: nn.Module) -> None:
+    """Refuse a model whose parameters FSDP flattened.
+
+    Raises:
+        ValueError: Naming a flattened parameter and the fix.
+    """
+    flattened = flattened_names(model)
+    if flattened:
+        raise ValueError(
+            f'the model\'s parameters are flattened by FSDP (e.g. '
+            f'{flattened[0]!r}), so their names and shapes are gone and '
+            'cannot get their own lr and weight decay; wrap with '
+            'use_orig_params=True (FSDPStrategy\'s '
+            'strategy.model_wrapper.use_orig_params)')
+
+
+__all__ = ['original_shapes', 'flattened_names', 'refuse_flattened']
