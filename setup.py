@@ -27,9 +27,12 @@ setup(
         'demo': ['timm>=1.0,<1.1', 'torchvision', 'scikit-learn'],
         # the PNGs of tools/vis_lr.py and tools/lr_find.py
         'tools': ['matplotlib'],
+        # mmengine's DeepSpeedStrategy (mmlr.deepspeed_strategy)
+        'deepspeed': ['deepspeed>=0.19,<0.20'],
         'tests': [
             'timm>=1.0,<1.1', 'torchvision', 'scikit-learn', 'mmcv-lite',
-            'mmpretrain>=1.2,<1.3', 'pytest', 'hypothesis', 'matplotlib'
+            'mmpretrain>=1.2,<1.3', 'pytest', 'hypothesis', 'matplotlib',
+            'deepspeed>=0.19,<0.20'
         ],
     },
     license='Apache-2.0',

@@ -146,12 +146,28 @@ def refuse_forced_code_loading(trust_checkpoint_code: bool = False) -> None:
             'you trust')
 
 
+def checkpoint_dir_files(path: str) -> list[str]:
+    """The files of a checkpoint that is a directory: one ``rank<i>.pth``
+    per rank (``FSDPStrategy``'s sharded state dicts), or DeepSpeed's
+    ``*.pt`` files (``mp_rank_00_model_states.pt`` beside one
+    ``zero_pp_rank_<i>_mp_rank_00_optim_states.pt`` per rank). Empty when
+    it holds neither."""
+    shards = sorted(glob.glob(osp.join(path, 'rank*.pth')))
+    if shards:
+        return shards
+    if glob.glob(osp.join(path, '*_model_states.pt')):
+        return sorted(glob.glob(osp.join(path, '*.pt')))
+    return []
+
+
 def check_checkpoint_file(path: str, source: str = 'checkpoint',
-                          contents: bool = True) -> None:
+                          contents: bool = True,
+                          allowed: tuple = ()) -> None:
     """Check, before a long setup, that ``path`` is a checkpoint the run
     can load: the file exists and (with ``contents``) loads with
     ``weights_only=True`` under mmlr's allow-list. A directory is a sharded
-    checkpoint: each of its ``rank<i>.pth`` is checked.
+    checkpoint: each of its files (:func:`checkpoint_dir_files`) must be
+    there, and DeepSpeed's load with its records allowed too.
 
     Zip-format files are memory-mapped, so the weights are not read.
 
@@ -160,6 +176,7 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
         source (str): Where the path came from (``'--resume'``,
             ``'load_from'``), for the message.
         contents (bool): Also load it. Defaults to True.
+        allowed (tuple): Globals allowed besides mmlr's allow-list.
 
     Raises:
         UserError: ``not a readable checkpoint: PATH`` with the reason; a
@@ -170,12 +187,17 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
         >>> check_checkpoint_file('work_dirs/vit_digits/epoch_1.pth')
     """
     if osp.isdir(path):
-        # A sharded checkpoint (FSDPStrategy's 'local' state dicts): one
-        # file per rank.
-        shards = sorted(glob.glob(osp.join(path, 'rank*.pth')))
+        shards = checkpoint_dir_files(path)
         if not shards:
             raise UserError(f'{source}: checkpoint {path} is a directory '
-                            'without rank<i>.pth files')
+                            'without rank<i>.pth files (FSDP) or '
+                            '*_model_states.pt (DeepSpeed)')
+        if shards[0].endswith('.pt'):  # DeepSpeed's
+            from .deepspeed_strategy import deepspeed_checkpoint_globals
+            for shard in shards:
+                check_checkpoint_file(shard, source, contents,
+                                      tuple(deepspeed_checkpoint_globals()))
+            return
         # Only their presence: a sharded tensor loads only in the process
         # group of the rank that saved it, which does not exist yet.
         for shard in shards:
@@ -188,13 +210,16 @@ def check_checkpoint_file(path: str, source: str = 'checkpoint',
     try:
         with open(path, 'rb') as file:
             mmap = zipfile.is_zipfile(file)
-        torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        with torch.serialization.safe_globals(list(allowed)):
+            torch.load(path, map_location='cpu', weights_only=True,
+                       mmap=mmap)
     except Exception as error:  # every way a file can fail to load
         raise UserError(f'not a readable checkpoint: {path} ({source}; '
                         f'{_unreadable_reason(error, path)})') from None
 
 
-_REFUSED_GLOBAL = re.compile(r'GLOBAL (\S+) was not an allowed global')
+_REFUSED_GLOBAL = re.compile(
+    r'GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)')
 _REFUSED_GETATTR = re.compile(r'checkpoint asks for (getattr\(.*?\));')
 _PICKLER_MESSAGE = re.compile(r'WeightsUnpickler error:\s*(.+)')
 

@@ -12,6 +12,8 @@ from mmengine.device import get_device
 from mmengine.registry import STRATEGIES, DefaultScope
 from mmengine.runner import FlexibleRunner
 
+from .deepspeed_strategy import (adapt_deepspeed_strategy_cfg,
+                                 check_deepspeed_cfg)
 from .fsdp import adapt_fsdp_strategy, check_fsdp_cfg, fsdp_strategy_class
 from .hooks.safe_checkpoint import SafeCheckpointHook
 from .user_errors import UserError
@@ -59,6 +61,7 @@ def check_strategy_cfg(cfg: Config) -> None:
     if isinstance(kind, str):
         _check_strategy_type(cfg, kind)
     check_fsdp_cfg(cfg)
+    check_deepspeed_cfg(cfg)
 
 
 def _check_strategy_type(cfg: Config, kind: str) -> None:
@@ -99,6 +102,9 @@ class MmlrFlexibleRunner(FlexibleRunner):
     - On a machine without a GPU, DDP and FSDP strategies wrap the model
       for the CPU (:func:`cpu_ddp_wrapper`, :func:`~mmlr.fsdp.
       adapt_fsdp_strategy`, which also fixes mmengine's FSDP resume).
+    - ``DeepSpeedStrategy`` is built as :class:`~mmlr.deepspeed_strategy.
+      MmlrDeepSpeedStrategy` (DeepSpeed 0.19, CPU processes, hooks and
+      ``weights_only`` loads at checkpoints).
     - ``FlexibleRunner`` loads a checkpoint before its hooks' ``before_run``
       (``Runner`` after it), so :class:`~mmlr.SafeCheckpointHook` picks the
       checkpoint of ``resume=True`` (stale ``last_checkpoint``) here,
@@ -116,8 +122,9 @@ class MmlrFlexibleRunner(FlexibleRunner):
         >>> runner = MmlrFlexibleRunner.from_cfg(cfg)
     """
 
-    def build_strategy(self, *args, **kwargs):
-        strategy = super().build_strategy(*args, **kwargs)
+    def build_strategy(self, strategy=None, *args, **kwargs):
+        strategy = super().build_strategy(
+            adapt_deepspeed_strategy_cfg(strategy), *args, **kwargs)
         cpu_ddp_wrapper(strategy)
         adapt_fsdp_strategy(strategy)
         return strategy

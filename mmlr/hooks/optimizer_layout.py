@@ -6,6 +6,29 @@ from mmengine.model import is_model_wrapper
 from ..optim.param_names import strip_wrappers
 
 
+def group_tensors(optimizer) -> list[list[torch.Tensor]]:
+    """The model's tensors in each group of ``optimizer``, in order.
+
+    DeepSpeed's ZeRO 1/2 optimizer replaces each group's tensors by the
+    rank's flat partition of them; it keeps the model's tensors of group
+    ``i`` as ``bit16_groups[i]`` (the trainable ones, in the group's order).
+    """
+    originals = getattr(optimizer, 'bit16_groups', None)
+    if originals is not None and len(originals) == len(
+            optimizer.param_groups):
+        return [list(tensors) for tensors in originals]
+    return [list(group['params']) for group in optimizer.param_groups]
+
+
+def optimizer_defaults(optimizer) -> dict:
+    """The default hyper-parameters of ``optimizer``: torch's ``defaults``;
+    for DeepSpeed's ZeRO optimizer, which has none, those of the torch
+    optimizer it wraps."""
+    if hasattr(optimizer, 'defaults'):
+        return optimizer.defaults
+    return getattr(getattr(optimizer, 'optimizer', None), 'defaults', {})
+
+
 def named_groups(optimizer, model: torch.nn.Module) -> list[list[str]]:
     """The names of the parameters in each group of ``optimizer``, in order,
     without wrapper levels (FSDP's, activation checkpointing's), so they
@@ -13,8 +36,8 @@ def named_groups(optimizer, model: torch.nn.Module) -> list[list[str]]:
     if is_model_wrapper(model):
         model = model.module
     names = {id(p): strip_wrappers(n) for n, p in model.named_parameters()}
-    return [[names.get(id(p), f'<unnamed {tuple(p.shape)}>')
-             for p in group['params']] for group in optimizer.param_groups]
+    return [[names.get(id(p), f'<unnamed {tuple(p.shape)}>') for p in group]
+            for group in group_tensors(optimizer)]
 
 
 def shape_mismatches(state: dict, groups: list, params: list) -> list[str]:

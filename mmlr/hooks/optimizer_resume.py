@@ -10,7 +10,8 @@ from mmengine.optim import BaseOptimWrapper, OptimWrapperDict
 from ..registry import HOOKS
 from ..schedulers.base import plain
 from .config_changes import config_changes
-from .optimizer_layout import named_groups, remap_by_name, shape_mismatches
+from .optimizer_layout import (named_groups, optimizer_defaults,
+                               remap_by_name, shape_mismatches)
 from .schedule_replay import replay_schedule
 
 #: checkpoint key of the parameter names each optimizer group held
@@ -122,7 +123,7 @@ class OptimizerResumeHook(Hook):
             for name, w in wrappers.items()
         }
         self._defaults = {
-            name: copy.deepcopy(w.optimizer.defaults)
+            name: copy.deepcopy(optimizer_defaults(w.optimizer))
             for name, w in wrappers.items()
         }
 
@@ -272,7 +273,7 @@ class OptimizerResumeHook(Hook):
                    for g in probe.param_groups]
         # Counted: the optimizer's own hyper-parameters (initial_<key> moves
         # with <key>; lr_scale, layer_id... are the constructor's notes).
-        counted = set(wrapper.optimizer.defaults) | {'momentum'}
+        counted = set(optimizer_defaults(wrapper.optimizer)) | {'momentum'}
         # (and only the optimizer's groups, not OptimWrapper's base group)
         differ = [(i, k) for i, (old, new) in enumerate(
             zip(values[:len(wrapper.optimizer.param_groups)], targets))

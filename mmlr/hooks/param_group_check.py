@@ -9,6 +9,7 @@ from mmengine.optim import OptimWrapperDict
 
 from ..optim.param_names import strip_wrappers
 from ..registry import HOOKS
+from .optimizer_layout import group_tensors
 
 
 def _plain(value):
@@ -29,7 +30,8 @@ def group_signature(optim_wrapper, model: nn.Module) -> dict:
         optimizer); each group holds its settings and, under ``params``, the
         names of its parameters in order (without FSDP's and activation
         checkpointing's wrapper levels). For a ``ZeroRedundancyOptimizer``
-        these are the global groups, not the rank's shard.
+        these are the global groups, not the rank's shard; for DeepSpeed's
+        ZeRO optimizer the model's tensors, not the rank's flat partition.
     """
     if is_model_wrapper(model):
         model = model.module
@@ -41,8 +43,9 @@ def group_signature(optim_wrapper, model: nn.Module) -> dict:
             **{k: _plain(v)
                for k, v in group.items() if k != 'params'}, 'params':
             [names.get(id(p), f'<unnamed {tuple(p.shape)}>')
-             for p in group['params']]
-        } for group in wrapper.optimizer.param_groups]
+             for p in tensors]
+        } for group, tensors in zip(wrapper.optimizer.param_groups,
+                                    group_tensors(wrapper.optimizer))]
         for name, wrapper in wrappers.items()
     }
 

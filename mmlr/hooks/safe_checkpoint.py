@@ -9,6 +9,7 @@ from mmengine.dist import barrier, is_distributed, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 
+from ..checkpoint import checkpoint_dir_files
 from ..registry import HOOKS
 
 TMP_SUFFIX = '.tmp'
@@ -16,8 +17,9 @@ TMP_SUFFIX = '.tmp'
 
 def is_complete_checkpoint(path: str) -> bool:
     """Whether ``path`` is a whole ``torch.save`` file, or a directory of
-    whole ``rank<i>.pth`` files (a sharded checkpoint, as ``FSDPStrategy``
-    writes with ``state_dict_cfg='local'``).
+    whole files (a sharded checkpoint, as ``FSDPStrategy`` writes with
+    ``state_dict_cfg='local'``, or DeepSpeed's; see
+    :func:`mmlr.checkpoint.checkpoint_dir_files`).
 
     torch writes a zip archive whose directory comes last, so a file cut
     short by a full disk or a killed process has none and fails here; the
@@ -27,7 +29,7 @@ def is_complete_checkpoint(path: str) -> bool:
         path (str): The file or directory to check.
     """
     if osp.isdir(path):
-        shards = glob.glob(osp.join(path, 'rank*.pth'))
+        shards = checkpoint_dir_files(path)
         return bool(shards) and all(map(is_complete_checkpoint, shards))
     try:
         with zipfile.ZipFile(path) as archive:

@@ -1,0 +1,238 @@
+"""Layer decay with DeepSpeed ZeRO through mmengine's FlexibleRunner.
+
+The end-to-end run trains the digits ViT with ``tools/dist_train.sh`` on 2
+CPU processes for 2 epochs (ZeRO stage 2, as the example config), then
+resumes to 3, and reads back what DeepSpeed itself recorded: each rank's
+share of every optimizer group, by parameter name, with the group's
+settings. The bad-input tests need no DeepSpeed.
+"""
+import glob
+import importlib.util
+import math
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS
+
+from conftest import REPO, read_scalars, tool_main, user_error_line
+from mmlr.optim import LayerDecayOptimWrapperConstructor
+
+CONFIG = 'configs/vit_digits_layer_decay_deepspeed.py'
+# 256 training images: 4 batches of 32 an epoch on each of the 2 ranks
+# (FlexibleRunner has no num_batch_per_epoch).
+ITERS_PER_EPOCH = 4
+FREEZE = ['backbone.patch_embed']
+# The cosine's end is pinned so the 2-epoch run and its resume schedule the
+# same curve: epoch e = 2, 3, 4 (counted from 1, after one epoch of warm-up)
+# runs at eta_min + (lr0 - eta_min) * COSINE[e].
+SHORT = [
+    'train_cfg.max_epochs=2', 'default_hooks.checkpoint.interval=1',
+    'default_hooks.logger.interval=1', 'param_scheduler.1.end=4',
+    f'optim_wrapper.paramwise_cfg.freeze={FREEZE}',
+    f'train_dataloader.dataset.indices={list(range(256))}'.replace(' ', '')
+]
+ETA_MIN = 1e-5
+COSINE = {e: (1 + math.cos(math.pi * (e - 2) / 3)) / 2 for e in range(2, 5)}
+
+
+def single_process_settings() -> dict:
+    """{parameter name: (lr, weight decay)} of the config's optimizer as
+    the constructor builds it in one process, on the unwrapped model."""
+    cfg = Config.fromfile(REPO / CONFIG)
+    cfg.merge_from_dict({'optim_wrapper.paramwise_cfg.freeze': FREEZE})
+    model = MODELS.build(cfg.model)
+    optim_cfg = {k: v for k, v in cfg.optim_wrapper.items()
+                 if k in ('optimizer', )}
+    constructor = LayerDecayOptimWrapperConstructor(
+        optim_cfg, cfg.optim_wrapper.paramwise_cfg)
+    optimizer = constructor(model).optimizer
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(p)]: (g['lr'], g['weight_decay'])
+            for g in optimizer.param_groups for p in g['params']}
+
+
+def deepspeed_groups(checkpoint_dir) -> tuple[dict, list]:
+    """From DeepSpeed's ZeRO files (loaded with ``weights_only=True``):
+    {parameter name: its group's settings} over all ranks' partitions, and
+    the AdamW step counts of every rank's flat partitions."""
+    from mmlr.deepspeed_strategy import load_weights_only
+    files = sorted(
+        glob.glob(f'{checkpoint_dir}/zero_pp_rank_*_optim_states.pt'))
+    assert len(files) == 2  # one partition per rank
+    settings, steps = {}, []
+    for path in files:
+        zero = load_weights_only(path, 'cpu')['optimizer_state_dict']
+        base = zero['base_optimizer_state']
+        # DeepSpeed's own record of which parameters each group holds
+        for group, names in zip(base['param_groups'],
+                                zero['param_slice_mappings']):
+            for name in names:
+                settings.setdefault(name, []).append(
+                    {k: group[k] for k in ('lr', 'initial_lr',
+                                           'weight_decay', 'lr_scale')})
+        steps += [int(s['step']) for s in base['state'].values()]
+    return settings, steps
+
+
+def test_deepspeed_zero2_trains_checkpoints_and_resumes_with_layer_decay(
+        tmp_path):
+    pytest.importorskip('deepspeed')
+    from test_distributed import run_dist
+    expected = single_process_settings()
+
+    first = run_dist(CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
+                     *SHORT)
+    assert 'Distributed training: True' in first
+    # the ranks' groups, by the model's parameter names (not DeepSpeed's
+    # flat partitions): patch_embed's 2 tensors frozen, 54 in 11 groups
+    assert ('ParamGroupCheckHook: 11 parameter groups (54 tensors) '
+            'identical on all 2 ranks') in first
+    assert f'Epoch(train) [2][{ITERS_PER_EPOCH}/{ITERS_PER_EPOCH}]' in first
+    # without a GPU, DeepSpeed's shared-memory collectives (a C++ extension
+    # compiled at the first start) are left out
+    assert 'deepspeed_shm_comm' not in first
+    assert glob.glob(f'{tmp_path}/epoch_2.pth/*_optim_states.pt')
+
+    resumed = run_dist(CONFIG, '--work-dir', str(tmp_path), '--resume',
+                       '--cfg-options', *SHORT, 'train_cfg.max_epochs=3')
+    assert 'resumed epoch: 2' in resumed
+    assert f'Epoch(train) [3][{ITERS_PER_EPOCH}/{ITERS_PER_EPOCH}]' in resumed
+    assert 'Final validation: accuracy/top1' in resumed
+
+    from mmlr.deepspeed_strategy import load_weights_only
+    from mmlr.hooks.optimizer_resume import NAMES_KEY
+    client = load_weights_only(
+        str(tmp_path / 'epoch_3.pth' / 'mp_rank_00_model_states.pt'), 'cpu')
+    # OptimizerResumeHook's before_save_checkpoint ran: the model's names
+    # of every group's tensors
+    stored = client[NAMES_KEY]['']
+    assert len(stored) == 11
+    assert sorted(n for names in stored for n in names) == sorted(expected)
+
+    settings, steps = deepspeed_groups(tmp_path / 'epoch_3.pth')
+    # Every parameter the single-process build trains is in DeepSpeed's
+    # groups, with that build's lr and weight decay (parameters split
+    # across the two partitions appear in both, with equal settings).
+    assert settings.keys() == expected.keys()
+    for name, (lr, weight_decay) in expected.items():
+        for group in settings[name]:
+            assert group['initial_lr'] == pytest.approx(lr, rel=1e-12), name
+            assert group['weight_decay'] == weight_decay, name
+            # the checkpoint holds the lr for the epoch after the 3rd, as
+            # an uninterrupted run's cosine gives it
+            assert group['lr'] == pytest.approx(
+                ETA_MIN + (lr - ETA_MIN) * COSINE[4]), name
+    assert len({g['lr_scale'] for gs in settings.values()
+                for g in gs}) == 6  # 0.75 ** 0..5
+    # AdamW counted the steps of all 3 epochs: the resume loaded the state
+    assert set(steps) == {3 * ITERS_PER_EPOCH}
+
+    # The resumed epoch ran every layer at the schedule's lr for epoch 3,
+    # not at a restarted warm-up (LayerLrLoggerHook's lr_layer_<id>).
+    epoch_3 = [r for r in read_scalars(tmp_path)
+               if 'lr_layer_0' in r and r['epoch'] == 3]
+    assert len(epoch_3) == ITERS_PER_EPOCH
+    for record in epoch_3:
+        for layer in range(6):
+            top = 2e-3 * 0.75**(5 - layer)
+            assert record[f'lr_layer_{layer}'] == pytest.approx(
+                ETA_MIN + (top - ETA_MIN) * COSINE[3]), layer
+
+
+class PlantedCode:
+    """Pickles as a call of ``os.mkdir``: loading it runs that call."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return os.mkdir, (self.path, )
+
+
+def test_deepspeed_checkpoint_files_load_as_data_only(tmp_path, capsys,
+                                                      monkeypatch,
+                                                      gloo_world_of_one):
+    # DeepSpeed's own loader passes weights_only=False: a checkpoint file
+    # holding code would run it on --resume. A one-layer model in a world
+    # of one, saved and resumed by the strategy tools/train.py builds.
+    pytest.importorskip('deepspeed')
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)  # as torchrun sets them
+    from mmlr.deepspeed_strategy import (MmlrDeepSpeedStrategy,
+                                         load_weights_only)
+    strategy = MmlrDeepSpeedStrategy(
+        zero_optimization=dict(stage=2), work_dir=str(tmp_path),
+        experiment_name='deepspeed_data_only')
+    strategy.prepare(
+        torch.nn.Linear(2, 2),
+        optim_wrapper=dict(type='DeepSpeedOptimWrapper',
+                           optimizer=dict(type='AdamW', lr=1e-3)),
+        dispatch_kwargs=dict(train_micro_batch_size_per_gpu=1))
+    checkpoint = tmp_path / 'epoch_1.pth'
+    strategy.save_checkpoint(str(checkpoint), extra_ckpt={'meta': {}})
+    model_states = checkpoint / 'mp_rank_00_model_states.pt'
+    state = load_weights_only(str(model_states), 'cpu')  # data only
+    assert type(state['ds_config']) is dict  # no mmengine ConfigDict
+    marker = tmp_path / 'code_ran'
+    state['meta']['planted'] = PlantedCode(str(marker))
+    torch.save(state, model_states)
+
+    # when the run resumes (--resume alone: the work dir's latest)
+    with pytest.raises(Exception, match='GLOBAL posix.mkdir'):
+        strategy.resume(str(checkpoint))
+    assert not marker.exists()
+    # --resume PATH: checked before anything is built, one line
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG),
+                           '--work-dir', str(tmp_path), '--resume',
+                           str(checkpoint))
+    assert line == (f'error: not a readable checkpoint: {model_states} '
+                    '(--resume; it asks for posix.mkdir, which is code, not '
+                    'data; nothing of it ran)')
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('key, kind, where', [
+    ('optimizer', 'AdamW', 'optim_wrapper.optimizer'),
+    ('scheduler', 'WarmupLR', 'param_scheduler'),
+])
+def test_a_deepspeed_optimizer_or_scheduler_beside_layer_decay_is_refused(
+        capsys, key, kind, where):
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG),
+                           '--cfg-options',
+                           f'strategy.config.{key}.type={kind}')
+    assert line.startswith(f"error: strategy.config sets a DeepSpeed "
+                           f"'{key}' ('{kind}'): ")
+    assert line.endswith(f"; remove '{key}' from the DeepSpeed config and "
+                         f'set it in {where}')
+    if key == 'optimizer':  # which one wins
+        assert ('DeepSpeed is handed the optimizer mmengine builds from '
+                "optim_wrapper (constructor 'LayerDecayOptimWrapperConstructor"
+                "') and would silently ignore this one") in line
+
+
+def test_a_deepspeed_json_config_is_read_for_the_check(capsys, tmp_path):
+    config = tmp_path / 'ds.json'
+    config.write_text('{"optimizer": {"type": "Adam"}, '
+                      '"zero_optimization": {"stage": 1}}')
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG),
+                           '--cfg-options', f'strategy.config={config}')
+    assert "sets a DeepSpeed 'optimizer' ('Adam')" in line
+
+
+def test_deepspeed_needs_its_optim_wrapper(capsys):
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG),
+                           '--cfg-options', 'optim_wrapper.type=OptimWrapper')
+    assert line == (
+        "error: optim_wrapper.type is 'OptimWrapper'; DeepSpeedStrategy "
+        "steps the optimizer through DeepSpeed's engine and needs "
+        "optim_wrapper.type='DeepSpeedOptimWrapper'")
+
+
+@pytest.mark.skipif(importlib.util.find_spec('deepspeed') is not None,
+                    reason='deepspeed is installed')
+def test_deepspeed_strategy_without_deepspeed_names_the_extra(capsys):
+    line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG))
+    assert line == ("error: strategy.type 'DeepSpeedStrategy' needs the "
+                    'deepspeed package: pip install mmlr[deepspeed]')
