@@ -8,9 +8,16 @@ import sys
 import time
 from pathlib import Path
 
-import mmengine.config.config as mmengine_config
-import pytest
-from hypothesis import settings
+# One compute thread per process, for this process and every process a test
+# starts (they inherit the variable): the suite runs two workers on two
+# cores, and torch's default of one thread per core in each of them and of
+# a training they start makes OpenMP threads wait for each other, which
+# slowed iterations of the demo twentyfold. Set before torch is imported.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+import mmengine.config.config as mmengine_config  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
