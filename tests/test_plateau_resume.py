@@ -104,6 +104,25 @@ def test_plain_runner_resume_warns_once_without_the_hook_and_is_exact_with_it(
     assert 'one validation later' in warnings[0] and FIX in warnings[0]
 
 
+def test_the_hook_finds_a_plateau_schedule_inside_group_select(tmp_path):
+    # ReduceLR moving group 0 only, through GroupSelect: the hook must see
+    # the plateau inside the wrapper and run the validation epoch_2.pth
+    # preceded, as for a bare ReduceLR (the same numbers as the test above).
+    wrapped = {'param_scheduler.1.type': 'GroupSelect',
+               'param_scheduler.1.groups': dict(indices=[0]),
+               'param_scheduler.1.scheduler': 'ReduceLR'}
+    part = tmp_path / 'part'
+    train('configs/vit_digits_plateau.py', part, hook=True, **wrapped,
+          **{'train_cfg.max_epochs': 2})
+    lrs, warnings = train(
+        'configs/vit_digits_plateau.py', tmp_path / 'resumed', hook=True,
+        resume_from=part / 'epoch_2.pth', **wrapped,
+        **{'train_cfg.max_epochs': 4})
+    assert warnings == []
+    assert [lrs[EPOCH * e + i] for e in (2, 3) for i in range(EPOCH)] \
+        == pytest.approx([BASE_LR / 2] * EPOCH + [BASE_LR / 4] * EPOCH)
+
+
 def test_warns_only_when_the_checkpoint_precedes_a_validation(tmp_path):
     # val_interval=2: the loop validates after epoch 2, not after epoch 1
     part = tmp_path / 'part'

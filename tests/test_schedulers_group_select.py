@@ -315,3 +315,20 @@ def test_resume_refuses_the_same_indices_holding_other_names():
     with pytest.raises(ValueError, match=r'now selects optimizer groups '
                        r'\[1\] \(names [0-9a-f]{12}\), but the checkpoint'):
         scheduler.load_state_dict(states[0])
+
+
+def test_selected_groups_are_the_optimizers_after_a_load_state_dict():
+    # torch's load_state_dict (what a resume calls) puts new dicts in
+    # param_groups; the selection must move those, not the ones it was
+    # built with: group 1 halves, group 0 keeps its lr.
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    sgd = torch.optim.SGD([dict(params=[params[0]], lr=0.1),
+                           dict(params=[params[1]], lr=1.0)], lr=0.1)
+    select = PARAM_SCHEDULERS.build(
+        dict(type='mmlr.GroupSelect', groups=dict(indices=[1]),
+             scheduler='StepLR', step_size=1, gamma=0.5),
+        default_args=dict(optimizer=sgd))
+    sgd.load_state_dict(sgd.state_dict())
+    sgd.step()
+    select.step()
+    assert [g['lr'] for g in sgd.param_groups] == [0.1, 0.5]

@@ -72,9 +72,11 @@ class SchedulerCheckHook(Hook):
                         f'(keys {sorted(state)})')
 
     def before_train(self, runner) -> None:
+        # a plateau schedule may run inside GroupSelect (its ``scheduler``)
         plateaus = [
             s for schedulers in scheduler_lists(runner).values()
-            for s in schedulers if isinstance(s, ReduceOnPlateauScheduler)
+            for s in schedulers if isinstance(
+                getattr(s, 'scheduler', s), ReduceOnPlateauScheduler)
             and not s.watches_training
         ]
         if not plateaus:

@@ -33,7 +33,9 @@ class SelectedGroups(torch.optim.Optimizer):
     """A view of some groups of an optimizer, for a scheduler to act on.
 
     ``param_groups`` holds the selected group dicts themselves, so the
-    scheduler moves exactly those; ``defaults`` is the optimizer's, and
+    scheduler moves exactly those; it is read from the optimizer on every
+    access, since ``load_state_dict`` (a resume) puts new group dicts in
+    place of the old ones. ``defaults`` is the optimizer's, and
     ``step``/``_global_step`` (which mmengine's schedulers wrap and count)
     are the whole optimizer's, as for a scheduler built on it.
 
@@ -46,10 +48,13 @@ class SelectedGroups(torch.optim.Optimizer):
         # No Optimizer.__init__: this holds no parameters of its own.
         self.__dict__['selected_from'] = optimizer
         self.group_indices = tuple(indices)
-        groups = real_groups(optimizer)
-        self.param_groups = [groups[i] for i in indices]
         self.defaults = optimizer.defaults
         self.state = {}
+
+    @property
+    def param_groups(self) -> list:
+        groups = real_groups(self.selected_from)
+        return [groups[i] for i in self.group_indices]
 
     @property
     def step(self):
