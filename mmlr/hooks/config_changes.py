@@ -1,6 +1,7 @@
 """What changed between the config a checkpoint was written with and the
 config of the run that resumes it."""
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 #: config entries whose changes are named in the resume log
 WATCHED_CONFIG = ('optim_wrapper', 'param_scheduler', 'auto_scale_lr',
@@ -42,3 +43,35 @@ def config_changes(saved_text: str | None, cfg) -> list[str]:
                 changes.append(f'{leaf} {old.get(leaf, "<unset>")!r} -> '
                                f'{new.get(leaf, "<unset>")!r}')
     return changes
+
+
+def log_changes(changes: list[str], differ: list, where: str, kept: bool,
+                values=None, targets=None) -> None:
+    """One log line for a resume: the changed config settings and how many
+    groups' values (``differ``: ``(group, key)`` pairs) they changed, or
+    that the checkpoint's values were kept (``kept``)."""
+    keys = {}
+    for i, key in differ:
+        keys.setdefault(key, []).append(i)
+    counts = ', '.join(f"{len(v)} groups' {k}" for k, v in keys.items())
+    settings = '; '.join(changes) or 'optimizer group values'
+    if kept:
+        print_log(
+            f'Resume{where}: the config differs from the checkpoint '
+            f'({settings}); keeping the checkpoint\'s values '
+            f"(settings_from='checkpoint'): {counts or 'none'} differ "
+            'from what the config would give', logger='current')
+        return
+    example = ''
+    if differ:
+        i, key = next(((i, k) for i, k in differ if k == 'lr'), differ[0])
+        example = (f' (group {i} {key} {_short(values[i][key])} -> '
+                   f'{_short(targets[i][key])})')
+    print_log(
+        f'Resume{where}: following the config, {settings}: '
+        f"{counts or 'no group values'} changed{example}",
+        logger='current')
+
+
+def _short(value) -> str:
+    return f'{value:.4g}' if isinstance(value, float) else repr(value)

@@ -9,7 +9,7 @@ from mmengine.optim import BaseOptimWrapper, OptimWrapperDict
 
 from ..registry import HOOKS
 from ..schedulers.base import plain
-from .config_changes import config_changes
+from .config_changes import config_changes, log_changes
 from .optimizer_layout import (named_groups, optimizer_defaults,
                                remap_by_name, shape_mismatches)
 from .schedule_replay import replay_schedule
@@ -57,10 +57,10 @@ class OptimizerResumeHook(Hook):
     an uninterrupted run of the *current* config would hold at that step: the
     config's values as the optimizer constructor built them, moved by the
     config's schedulers (rebuilt and stepped from the start on a probe
-    optimizer of the constructor's values, mmengine's and mmlr's alike, which then hand
-    their state to the run's schedulers). The optimizer's state (moments,
-    step counts) is the checkpoint's. Every changed config setting is logged
-    once, with the number of groups whose values changed.
+    optimizer of the constructor's values, mmengine's and mmlr's alike,
+    which then hand their state to the run's schedulers). The optimizer's
+    state (moments, step counts) is the checkpoint's. Every changed config
+    setting is logged once, with the number of groups whose values changed.
 
     Before loading, the checkpoint's groups are compared with the config's:
     the hook stores the parameter names of each group in every checkpoint,
@@ -248,7 +248,7 @@ class OptimizerResumeHook(Hook):
             if same_bases:
                 return
             if self.settings_from == 'checkpoint':
-                self._log(changes, [], where, kept=True)
+                log_changes(changes, [], where, kept=True)
                 return
             raise ValueError(
                 f'cannot resume: the optimizer{where} was configured with '
@@ -281,46 +281,18 @@ class OptimizerResumeHook(Hook):
                   and not _same(old[k], new[k])]
         if self.settings_from == 'checkpoint':
             if differ:
-                self._log(changes, differ, where, kept=True)
+                log_changes(changes, differ, where, kept=True)
             return
         for group, target in zip(groups, targets):
             group.update(copy.deepcopy(target))
         for live, fresh in zip(schedulers, probe_schedulers):
             live.load_state_dict(copy.deepcopy(fresh.state_dict()))
         if differ or changes:
-            self._log(changes, differ, where, kept=False, values=values,
-                      targets=targets)
-
-    def _log(self, changes: list[str], differ: list, where: str,
-             kept: bool, values=None, targets=None) -> None:
-        keys = {}
-        for i, key in differ:
-            keys.setdefault(key, []).append(i)
-        counts = ', '.join(f"{len(v)} groups' {k}" for k, v in keys.items())
-        settings = '; '.join(changes) or 'optimizer group values'
-        if kept:
-            print_log(
-                f'Resume{where}: the config differs from the checkpoint '
-                f'({settings}); keeping the checkpoint\'s values '
-                f"(settings_from='checkpoint'): {counts or 'none'} differ "
-                'from what the config would give', logger='current')
-            return
-        example = ''
-        if differ:
-            i, key = next(((i, k) for i, k in differ if k == 'lr'), differ[0])
-            example = (f' (group {i} {key} {_short(values[i][key])} -> '
-                       f'{_short(targets[i][key])})')
-        print_log(
-            f'Resume{where}: following the config, {settings}: '
-            f"{counts or 'no group values'} changed{example}",
-            logger='current')
+            log_changes(changes, differ, where, kept=False, values=values,
+                        targets=targets)
 
 
 def _same(a, b) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return torch.equal(torch.as_tensor(a), torch.as_tensor(b))
     return a == b
-
-
-def _short(value) -> str:
-    return f'{value:.4g}' if isinstance(value, float) else repr(value)
