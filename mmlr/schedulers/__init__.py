@@ -3,7 +3,7 @@ from .group_select import GroupSelect
 from .inverse_sqrt import InverseSqrtLR
 from .linear import LinearDecayLR, LinearLR
 from .linear_interval import LinearLrInterval
-from .reduce import ReduceLR
+from .reduce_lr import ReduceLR
 
 __all__ = [
     'LinearLR', 'LinearDecayLR', 'LinearLrInterval', 'ReduceLR', 'CooldownLR',
