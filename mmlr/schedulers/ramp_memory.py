@@ -32,28 +32,42 @@ class RampMemory:
 
     def __init__(self):
         self.ramps: list[tuple[weakref.ref, tuple]] = []
-        self.beneath: dict[int, float] = {}
+        # Per group index of the whole optimizer (None: not known yet).
+        self.beneath: list = []
         # The objects the ramps last wrote into each group: a group that
         # still holds the very same object has not been changed by anyone
         # since (an identity test, which is cheap).
-        self.written: dict[int, object] = {}
+        self.written: list = []
 
     def join(self, ramp, groups: tuple) -> None:
         self.ramps.append((weakref.ref(ramp), tuple(groups)))
+        missing = max(groups, default=-1) + 1 - len(self.beneath)
+        if missing > 0:
+            self.beneath += [None] * missing
+            self.written += [None] * missing
 
     def leave(self, ramp) -> None:
         self.ramps = [(r, g) for r, g in self.ramps if r() not in (None, ramp)]
 
-    def product(self, group: int) -> float:
-        """Product of the factors the ramps moving ``group`` applied last (1
-        for a ramp that has not started)."""
-        product = 1.0
-        for ref, groups in self.ramps:
+    def products(self, groups: tuple) -> list[float]:
+        """For each of ``groups``, the product of the factors the ramps
+        moving it applied last (1 for a ramp that has not started)."""
+        factors, product, uniform = [], 1.0, True
+        for ref, members in self.ramps:
             ramp = ref()
-            if ramp is not None and ramp._applied_factor is not None \
-                    and group in groups:
+            if ramp is not None and ramp._applied_factor is not None:
+                factors.append((ramp._applied_factor, members))
                 product *= ramp._applied_factor
-        return product
+                uniform = uniform and members == groups
+        if uniform:
+            # the usual list: every ramp moves the same groups (a scheduler
+            # step pays one product, not one per group and ramp)
+            return [product] * len(groups)
+        by_group: dict[int, float] = {}
+        for factor, members in factors:
+            for group in members:
+                by_group[group] = by_group.get(group, 1.0) * factor
+        return [by_group.get(group, 1.0) for group in groups]
 
     def take_in(self, groups: tuple, current: list) -> None:
         """Update ``beneath`` of ``groups`` from their ``current`` values."""
@@ -62,33 +76,36 @@ class RampMemory:
             # A ramp was dropped (a list built and discarded; its factor is
             # no longer divided out): read every group's value again.
             self.ramps = live
-            self.written = {}
-        for group, value in zip(groups, current):
-            product = self.product(group)
-            if group not in self.beneath:  # the first ramp to step on it
-                self.beneath[group] = value / product if product else value
-            elif product and value is not self.written.get(group):
-                self.beneath[group] = value / product
+            self.written = [None] * len(self.written)
+        beneath, written = self.beneath, self.written
+        for group, value, product in zip(groups, current,
+                                         self.products(groups)):
+            if product and value is not written[group]:
+                beneath[group] = value / product
+            elif beneath[group] is None:  # the first ramp to step on it
+                beneath[group] = value
             # else a ramp holds the value at 0: keep what we had
 
     def values(self, groups: tuple) -> list:
         """The value of each of ``groups``: beneath times its factors."""
-        for group in groups:
-            self.written[group] = self.beneath[group] * self.product(group)
-        return [self.written[group] for group in groups]
+        beneath, written = self.beneath, self.written
+        values = [beneath[group] * product for group, product
+                  in zip(groups, self.products(groups))]
+        for group, value in zip(groups, values):
+            written[group] = value
+        return values
 
     def beneath_of(self, groups: tuple) -> list:
         """``beneath`` of ``groups`` ([] before any ramp stepped on them)."""
-        if not all(group in self.beneath for group in groups):
-            return []
-        return [self.beneath[group] for group in groups]
+        values = [self.beneath[group] for group in groups]
+        return [] if None in values else values
 
     def restore(self, groups: tuple, beneath: list) -> None:
         if len(beneath) != len(groups):
             return  # saved before any ramp stepped on these groups
         for group, value in zip(groups, beneath):
             self.beneath[group] = value
-            self.written.pop(group, None)
+            self.written[group] = None
 
 
 # optimizer -> {param_name: RampMemory}; weak, so a memory goes with its
