@@ -37,9 +37,9 @@ from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
 import _timing
-from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           load_config, simulate, train_length, write_csv)
+from mmlr.analysis import build_tracks, simulate, train_length, write_csv
 from mmlr.analysis.schedule_build import ProbeOptimizer
+from mmlr.config_build import build_model, build_optim_wrapper_of, load_config
 
 CONFIG = str(_timing.REPO / 'tests/configs/vis_lr_million_iters.py')
 FULL_ITERS = 1_000_000

@@ -141,14 +141,20 @@ def repo() -> Path:
     return REPO
 
 
-def tool_main(name: str):
-    """``main`` of ``tools/<name>.py``, to run a tool in this process."""
+def tool_module(name: str):
+    """``tools/<name>.py`` imported as a module, to call it in this
+    process."""
     import importlib.util
     spec = importlib.util.spec_from_file_location(
         f'mmlr_tool_{name}', REPO / 'tools' / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+def tool_main(name: str):
+    """``main`` of ``tools/<name>.py``, to run a tool in this process."""
+    return tool_module(name).main
 
 
 def user_error_line(capsys, main, *argv: str) -> str:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           check_schedule, load_config, simulate,
+from mmlr.analysis import (build_tracks, check_schedule, simulate,
                            train_length, write_csv)
+from mmlr.config_build import build_model, build_optim_wrapper_of, load_config
 from mmlr.schedulers import LinearLrInterval
 from conftest import REPO, warm_up_then_cosine_by_hand
 

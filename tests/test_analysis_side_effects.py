@@ -1,6 +1,7 @@
-"""Using mmlr.analysis leaves the process as it found it: matplotlib's
-backend, torch.distributed's default process group and the current
-MessageHub (a Runner's, when a tool runs inside a training script)."""
+"""Using mmlr.analysis (and mmlr.config_build) leaves the process as it
+found it: matplotlib's backend, torch.distributed's default process group
+and the current MessageHub (a Runner's, when a tool runs inside a training
+script)."""
 import subprocess
 import sys
 import uuid
@@ -9,8 +10,8 @@ import torch.distributed as dist
 from conftest import REPO
 from mmengine.logging import MessageHub
 
-from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           load_config, simulate, train_length)
+from mmlr.analysis import build_tracks, simulate, train_length
+from mmlr.config_build import build_model, build_optim_wrapper_of, load_config
 
 
 def test_import_and_plot_keep_the_matplotlib_backend(tmp_path):

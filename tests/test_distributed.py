@@ -25,7 +25,7 @@ from mmengine.registry import MODELS
 
 from conftest import REPO, read_scalars
 from mmlr.hooks.param_group_check import first_difference
-from mmlr.optim import LayerDecayOptimWrapperConstructor, param_group_rows
+from mmlr.optim import LayerDecayOptimWrapperConstructor, group_report
 
 # 4 batches of 32 an epoch on each of the 2 ranks (mmengine's
 # num_batch_per_epoch; the whole set would be 23): the wiring is the point.
@@ -92,7 +92,7 @@ def expected_groups(config: str) -> tuple[int, int]:
     cfg = Config.fromfile(REPO / config)
     cfg.merge_from_dict(
         {'optim_wrapper.paramwise_cfg.freeze': ['backbone.patch_embed']})
-    rows = param_group_rows(MODELS.build(cfg.model), cfg.optim_wrapper)
+    rows = group_report(cfg.optim_wrapper, MODELS.build(cfg.model)).rows
     return len(rows), sum(row.tensors for row in rows)
 
 

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS
 
 import mmlr  # noqa: F401  (weights_only loading of mmengine checkpoints)
-from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           check_schedule, load_config, train_length)
+from mmlr.analysis import build_tracks, check_schedule, train_length
+from mmlr.config_build import build_model, build_optim_wrapper_of, load_config
 from conftest import (REPO, read_scalars, tool_main, train_in_process,
                       user_error_line)
 from test_distributed import run_dist

@@ -13,7 +13,7 @@ import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 
 import mmlr.optim.layer_decay_constructor as constructor_module
-from mmlr.optim import LayerDecayOptimWrapperConstructor, param_group_rows
+from mmlr.optim import LayerDecayOptimWrapperConstructor, group_report
 
 ADAMW = dict(type='AdamW', lr=1e-3, weight_decay=0.05)
 
@@ -321,8 +321,9 @@ def test_one_info_table_a_debug_list_and_a_plan_without_optimizer(
     monkeypatch.setattr(constructor_module, 'print_log',
                         lambda msg, **kw: logged.append((kw['level'], msg)))
     model = TinyViT()
-    cfg = dict(optimizer=ADAMW, paramwise_cfg=dict(layer_decay_rate=0.5))
-    rows = param_group_rows(model, cfg)
+    cfg = dict(constructor='LayerDecayOptimWrapperConstructor',
+               optimizer=ADAMW, paramwise_cfg=dict(layer_decay_rate=0.5))
+    rows = group_report(cfg, model).rows
     assert logged == []  # planning builds and logs nothing
     assert [r.layer_id for r in rows] == [4, 3, 2, 1, 0]  # top layer first
     assert sum(r.tensors for r in rows) == len(list(model.parameters()))
@@ -407,9 +408,3 @@ def test_build_constructor_builds_what_mmengines_build_optim_wrapper_builds(
     model = ConvBNNet()
     assert per_param(model, built(model)) == per_param(
         model, build_optim_wrapper(model, cfg))
-
-
-def test_param_group_rows_refuses_another_constructor():
-    cfg = dict(constructor='DefaultOptimWrapperConstructor', optimizer=ADAMW)
-    with pytest.raises(TypeError, match='DefaultOptimWrapperConstructor'):
-        param_group_rows(TinyViT(), cfg)

@@ -6,12 +6,15 @@ import matplotlib
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
-from conftest import REPO, tool_main, user_error_line
+from conftest import REPO, tool_module, user_error_line
 from test_analysis_curves import EPOCH, by_hand
 
-from mmlr.analysis import load_config, metrics_coverage, train_length
+from mmlr.analysis import train_length
+from mmlr.config_build import load_config
 
-vis_lr_main = tool_main('vis_lr')
+vis_lr = tool_module('vis_lr')
+vis_lr_main = vis_lr.main
+metrics_coverage = vis_lr.metrics_coverage
 DIGITS = str(REPO / 'configs/vit_digits.py')
 MAE = str(REPO / 'configs/vit_base_mae_finetune.py')
 

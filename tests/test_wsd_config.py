@@ -8,9 +8,9 @@ import pytest
 
 from conftest import (REPO, final_accuracy, read_scalars, tool_main,
                       train_in_process, user_error_line)
-from mmlr.analysis import (build_model, build_optim_wrapper_of, build_tracks,
-                           check_schedule, load_config, simulate,
+from mmlr.analysis import (build_tracks, check_schedule, simulate,
                            train_length)
+from mmlr.config_build import build_model, build_optim_wrapper_of, load_config
 from test_schedulers_cooldown import mmengine_warm_up, paper_cooldown
 
 CONFIG = 'configs/vit_digits_wsd.py'

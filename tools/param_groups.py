@@ -19,10 +19,10 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-from mmlr.analysis import (build_model, group_report,  # noqa: E402
-                           load_config, write_param_csv)
 from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.config_build import build_model, load_config  # noqa: E402
 from mmlr.launch import tool_logger  # noqa: E402
+from mmlr.optim import group_report, write_param_csv  # noqa: E402
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
 
@@ -61,7 +61,7 @@ def show(args: argparse.Namespace) -> None:
     tool_logger('param_groups')
     cfg = load_config(args.config, args.cfg_options)
     model, device = build_model(cfg, args.device)
-    report = group_report(cfg, model)
+    report = group_report(cfg.optim_wrapper, model)
     print(f'{osp.basename(args.config)}: {report.constructor}, model on '
           f'{device}')
     print(report.table)

@@ -30,12 +30,12 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.utils import ProgressBar  # noqa: E402
 
-from mmlr.analysis import (build_model, build_optim_wrapper_of,  # noqa: E402
-                           build_tracks, check_schedule, load_config,
-                           metrics_coverage, plateau_inputs,
-                           plot_curves, simulate, summary_table, train_length,
-                           write_csv)
+from mmlr.analysis import (build_tracks, check_schedule,  # noqa: E402
+                           plateau_inputs, plot_curves, simulate,
+                           summary_table, train_length, write_csv)
 from mmlr.cfg_options import add_cfg_options, check_config_args  # noqa: E402
+from mmlr.config_build import (build_model,  # noqa: E402
+                               build_optim_wrapper_of, load_config)
 from mmlr.launch import tool_logger  # noqa: E402
 from mmlr.user_errors import (ToolArgumentParser,  # noqa: E402
                               report_user_errors)
@@ -209,6 +209,22 @@ def _metrics(parser, text: str) -> list[float]:
     if not values:
         parser.error('--metrics is empty')
     return values
+
+
+def metrics_coverage(metrics: list[float], validations: list[int]
+                     ) -> str | None:
+    """What the simulation assumed where ``--metrics`` and the run's
+    validations differ in number; None when every validation got one."""
+    given, needed = len(metrics), len(validations)
+    if given < needed:
+        return (f'--metrics has {given} values for {needed} validations: '
+                f'the last {needed - given} (from the one after iteration '
+                f'{validations[given]} on) got no value, so plateau '
+                'schedulers kept their lr there')
+    if given > needed:
+        return (f'--metrics has {given} values for {needed} validations: '
+                f'the last {given - needed} were not used')
+    return None
 
 
 def _short(items: list, shown: int = 12) -> str:

@@ -1,24 +1,20 @@
-"""What a config will do, before training: LR curves and parameter groups.
+"""What a config will do, before training: every group's LR curve.
 
-Pure functions behind ``tools/vis_lr.py`` and ``tools/param_groups.py``.
-They build the config's own constructor and schedulers (never a second
-implementation of either) and step them; the engines (:mod:`mmlr.optim`,
-:mod:`mmlr.schedulers`) never import this package. Importing it changes no
-global state (matplotlib backend, process group, MessageHub).
+Behind ``tools/vis_lr.py``, given the model and optim wrapper that
+:mod:`mmlr.config_build` builds from the config: the config's own
+schedulers are built and stepped, never a second implementation; the engines
+(:mod:`mmlr.optim`, :mod:`mmlr.schedulers`) never import this package, and
+importing it changes no global state (matplotlib backend, process group,
+MessageHub).
 """
-from .config_build import build_model, build_optim_wrapper_of, load_config
-from .curve_output import summary_table, write_csv
-from .group_table import group_report, write_param_csv
-from .lr_curves import LrCurves, metrics_coverage, simulate
-from .lr_plot import plot_curves
+from .curve_output import plot_curves, summary_table, write_csv
+from .lr_curves import LrCurves, simulate
 from .schedule_build import build_tracks
 from .schedule_warnings import check_schedule, plateau_inputs
 from .train_length import TrainLength, epoch_length_of, train_length
 
 __all__ = [
-    'load_config', 'build_model', 'build_optim_wrapper_of', 'TrainLength',
-    'train_length', 'epoch_length_of', 'build_tracks', 'LrCurves',
-    'simulate', 'metrics_coverage', 'check_schedule',
-    'plateau_inputs', 'write_csv', 'summary_table', 'plot_curves',
-    'group_report', 'write_param_csv'
+    'TrainLength', 'train_length', 'epoch_length_of', 'build_tracks',
+    'LrCurves', 'simulate', 'check_schedule', 'plateau_inputs', 'write_csv',
+    'summary_table', 'plot_curves'
 ]

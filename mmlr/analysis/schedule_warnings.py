@@ -1,5 +1,4 @@
-"""Mistakes in a schedule that a picture shows but a user may not look
-for: each check takes the built schedulers and returns plain messages."""
+"""Mistakes in a schedule that a picture shows but a user may overlook."""
 import math
 
 from .lr_curves import Window, scheduler_name, windows_of
@@ -10,39 +9,71 @@ from .train_length import TrainLength
 HOLD_BEFORE = ('CooldownLR', )
 
 
-def overlapping_windows(windows: list[Window]) -> list[str]:
-    """Two timed schedulers of one optimizer acting on the same iterations
-    multiply their effects, rarely meant (a warm-up running into the decay);
-    plateau schedulers are meant to act on top and are left out."""
+def check_schedule(tracks: list[Track], length: TrainLength) -> list[str]:
+    """Every problem of the schedule itself, a message each: timed
+    schedulers of one optimizer overlapping (their changes multiply), no
+    scheduler acting on some iterations, an absolute ``eta_min`` above a
+    group's starting value, an ``end`` beyond the run.
+
+    Example:
+        >>> for message in check_schedule(tracks, length):
+        ...     print('warning:', message)
+    """
+    windows = windows_of(tracks, length)
+    return (_overlaps(windows) + _gaps(windows, length) +
+            _eta_min_above_start(tracks) + _ends_after(tracks, length))
+
+
+def plateau_inputs(tracks: list[Track], length: TrainLength,
+                   metrics: list[float] | None) -> list[str]:
+    """Notes on the simulation: plateau schedulers reduce only on the
+    validation metrics ``--metrics`` supplies; training scalars cannot be
+    simulated."""
+    messages = []
+    for scheduler in [s for t in tracks for s in t.schedulers
+                      if getattr(s, 'need_val_args', False)]:
+        monitor = getattr(scheduler, 'monitor', '')
+        name = type(scheduler).__name__
+        if monitor.startswith('train/'):
+            messages.append(f'{name} watches the training scalar '
+                            f'{monitor!r}, which a simulation has not: it '
+                            'never reduces here')
+        elif not length.validates:
+            messages.append(f'{name} needs validation metrics but the '
+                            'config does not validate: it never reduces')
+        elif not metrics:
+            messages.append(f'{name} reduces only on validation metrics: '
+                            'pass --metrics to see its reductions')
+    return messages
+
+
+def _overlaps(windows: list[Window]) -> list[str]:
+    # Plateau schedulers are meant to act on top; two GroupSelects act on
+    # other groups or chain by design (those that cannot were refused).
     messages = []
     timed = [w for w in windows if not w.plateau]
     for i, first in enumerate(timed):
         for second in timed[i + 1:]:
             if first.track != second.track or (
                     first.groups is not None and second.groups is not None):
-                # other optimizers; or two GroupSelects: on other groups, or
-                # chaining by design (those that cannot were refused when
-                # built)
                 continue
             begin, end = max(first.begin, second.begin), min(
                 first.end, second.end)
             if begin < end:
+                last = 'end' if math.isinf(end) else int(end) - 1
                 messages.append(
                     f'{first.name} and {second.name} both act on iterations '
-                    f'{begin}-{_last(end)}: their changes multiply there')
+                    f'{begin}-{last}: their changes multiply there')
     return messages
 
 
-def schedule_gaps(windows: list[Window], length: TrainLength) -> list[str]:
-    """Iterations after the first scheduler began where none acts (a hold
-    before the first one, or one ending where a cooldown begins, is the
-    usual "constant, then decay")."""
+def _gaps(windows: list[Window], length: TrainLength) -> list[str]:
+    # Not a gap: a hold before the first scheduler, or before a cooldown
+    # (the usual "constant, then decay").
     messages = []
     for track in sorted({w.track for w in windows}):
         spans = sorted((w.begin, w.end, w.name) for w in windows
                        if w.track == track)
-        if not spans:
-            continue
         covered = spans[0][1]
         for begin, end, name in spans[1:]:
             if begin > covered and name not in HOLD_BEFORE:
@@ -58,10 +89,9 @@ def schedule_gaps(windows: list[Window], length: TrainLength) -> list[str]:
     return messages
 
 
-def eta_min_above_start(tracks: list[Track]) -> list[str]:
-    """An absolute ``eta_min`` above a group's starting value makes
-    annealing *raise* it: with layer decay the lowest layers start far
-    below the top lr."""
+def _eta_min_above_start(tracks: list[Track]) -> list[str]:
+    # With layer decay the lowest layers start far below the top lr, and
+    # annealing to an absolute eta_min above their start raises them.
     messages = []
     for track in tracks:
         for scheduler in track.schedulers:
@@ -71,11 +101,10 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
             # a GroupSelect's base values are those of its groups only
             groups = [track.curves[i] for i in getattr(
                 scheduler, 'indices', range(len(track.curves)))]
-            low = [(i, base) for i, base in enumerate(
-                scheduler.base_values[:len(groups)]) if base < eta_min]
+            low = [(group, base) for group, base in zip(
+                groups, scheduler.base_values) if base < eta_min]
             if low:
-                layers = sorted({groups[i].get('layer_id')
-                                 for i, _ in low} - {None})
+                layers = sorted({g.get('layer_id') for g, _ in low} - {None})
                 where = f' (layer ids {layers})' if layers else ''
                 messages.append(
                     f'{_name(track.name)}{scheduler_name(scheduler)} anneals '
@@ -87,66 +116,23 @@ def eta_min_above_start(tracks: list[Track]) -> list[str]:
     return messages
 
 
-def ends_after_training(tracks: list[Track], length: TrainLength
-                        ) -> list[str]:
-    """A scheduler whose configured ``end`` lies beyond the run never
-    reaches its final value."""
+def _ends_after(tracks: list[Track], length: TrainLength) -> list[str]:
+    # A scheduler whose end lies beyond the run never reaches its final
+    # value; an iteration loop has a single epoch.
     messages = []
     for track in tracks:
         for cfg in track.configs:
-            end = cfg.get('end')
-            by_epoch = cfg.get('by_epoch', True)
+            end, by_epoch = cfg.get('end'), cfg.get('by_epoch', True)
             limit = length.max_epochs if by_epoch else length.max_iters
-            unit = 'max_epochs' if by_epoch else 'max_iters'
-            if by_epoch and not length.by_epoch:
-                continue  # an iteration loop has a single epoch
-            if end is not None and end < 1e9 and end > limit:
-                messages.append(
-                    f'{_name(track.name)}{cfg["type"]} has end={end} but '
-                    f'{unit} is {limit}: it stops part-way')
-    return messages
-
-
-def plateau_inputs(tracks: list[Track], length: TrainLength,
-                   metrics: list[float] | None) -> list[str]:
-    """Plateau schedulers need validation metrics, which only ``--metrics``
-    supplies here; training scalars cannot be simulated."""
-    messages = []
-    for track in tracks:
-        for scheduler in track.schedulers:
-            if not getattr(scheduler, 'need_val_args', False):
+            if (by_epoch and not length.by_epoch) or end is None or \
+                    end >= 1e9 or end <= limit:
                 continue
-            monitor = getattr(scheduler, 'monitor', '')
-            name = type(scheduler).__name__
-            if monitor.startswith('train/'):
-                messages.append(f'{name} watches the training scalar '
-                                f'{monitor!r}, which a simulation has not: '
-                                'it never reduces here')
-            elif not length.validates:
-                messages.append(f'{name} needs validation metrics but the '
-                                'config does not validate: it never reduces')
-            elif not metrics:
-                messages.append(f'{name} reduces only on validation metrics: '
-                                'pass --metrics to see its reductions')
+            messages.append(
+                f'{_name(track.name)}{cfg["type"]} has end={end} but '
+                f'{"max_epochs" if by_epoch else "max_iters"} is {limit}: '
+                'it stops part-way')
     return messages
-
-
-def check_schedule(tracks: list[Track], length: TrainLength) -> list[str]:
-    """Every check of the schedule itself: one message per problem (the
-    notes of :func:`plateau_inputs` are about the simulation instead).
-
-    Example:
-        >>> for message in check_schedule(tracks, length):
-        ...     print('warning:', message)
-    """
-    windows = windows_of(tracks, length)
-    return (overlapping_windows(windows) + schedule_gaps(windows, length) +
-            eta_min_above_start(tracks) + ends_after_training(tracks, length))
 
 
 def _name(track: str) -> str:
     return f'{track}: ' if track else ''
-
-
-def _last(end: float) -> str:
-    return 'end' if math.isinf(end) else str(int(end) - 1)

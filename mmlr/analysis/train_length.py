@@ -11,9 +11,8 @@ from mmengine.registry import DATASETS
 from ..schedulers.resume_validation import validates_after
 from ..user_errors import UserError
 
-# Config key giving tools/vis_lr.py the training data's size where the data
-# set cannot be built (recipes trained on ImageNet); its keys are those of
-# the command-line flags, which take precedence.
+# The data's size where the data set is not on this machine (ImageNet
+# recipes); the keys of vis_lr.py's flags, which take precedence.
 DATA_SIZE_KEY = 'vis_lr_cfg'
 DATA_SIZE_FIELDS = ('iters_per_epoch', 'dataset_size', 'batch_size',
                     'world_size')
@@ -21,21 +20,13 @@ DATA_SIZE_FIELDS = ('iters_per_epoch', 'dataset_size', 'batch_size',
 
 @dataclass
 class TrainLength:
-    """The training loop's counts, in the Runner's terms.
-
-    Args:
-        by_epoch (bool): ``EpochBasedTrainLoop`` (True) or
-            ``IterBasedTrainLoop``.
-        max_epochs (int): Epochs (1 for an iteration-based loop).
-        max_iters (int): Iterations of the whole run.
-        epoch_length (int | None): Iterations per epoch; None when unknown
-            and not needed.
-        val_begin (int): First epoch (iteration) that may validate.
-        val_interval (int): Epochs (iterations) between validations.
-        validates (bool): Whether the config has a validation loop.
-        dynamic_intervals (list[tuple[int, int]]): ``train_cfg``'s
-            ``(milestone, interval)`` pairs.
-    """
+    """The training loop's counts, in the Runner's terms: an
+    ``EpochBasedTrainLoop`` (``by_epoch``) of ``max_epochs`` or an
+    ``IterBasedTrainLoop`` (one epoch), ``max_iters`` in all,
+    ``epoch_length`` iterations per epoch (None when unknown and not
+    needed); whether it ``validates``, from epoch (iteration) ``val_begin``
+    every ``val_interval``, changed by ``train_cfg.dynamic_intervals``
+    (``(milestone, interval)`` pairs)."""
 
     by_epoch: bool
     max_epochs: int
@@ -67,15 +58,8 @@ def epoch_length_of(dataset_size: int, loader_cfg: dict | None,
                     world_size: int = 1, batch_size: int | None = None
                     ) -> int:
     """``len(train_dataloader)`` on one of ``world_size`` processes, without
-    loading a batch: ``DefaultSampler`` gives each process
-    ``ceil(N / world_size)`` samples; ``drop_last`` and mmengine's
-    ``num_batch_per_epoch`` apply.
-
-    Args:
-        dataset_size (int): Training samples.
-        loader_cfg (dict, optional): ``cfg.train_dataloader``.
-        world_size (int): Training processes. Defaults to 1.
-        batch_size (int, optional): Overrides the config's batch size.
+    loading a batch: ``DefaultSampler`` gives each ``ceil(N / world_size)``
+    samples; ``drop_last`` and ``num_batch_per_epoch`` apply.
 
     Example:
         >>> epoch_length_of(1438, dict(batch_size=32))
@@ -95,15 +79,11 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
                  dataset_size: int | None = None,
                  batch_size: int | None = None,
                  world_size: int | None = None) -> TrainLength:
-    """Read ``train_cfg`` and find the epoch length the Runner would use:
-    from ``iters_per_epoch``, else ``dataset_size`` (and ``batch_size``),
-    else by building the training data set (only its length is used). An
-    argument left None is taken from the config's ``vis_lr_cfg``, for
-    configs whose data set is not on this machine:
-
-    .. code-block:: python
-
-        vis_lr_cfg = dict(dataset_size=1281167, world_size=8)
+    """Read ``train_cfg`` and find the epoch length the Runner would have:
+    from ``iters_per_epoch``, else ``dataset_size`` (and ``batch_size``), else
+    by building the training data set (only its length is read). Each
+    argument left None is taken from the config's ``vis_lr_cfg``, e.g.
+    ``vis_lr_cfg = dict(dataset_size=1281167, world_size=8)``.
 
     Args:
         cfg (Config): The config.
@@ -113,60 +93,56 @@ def train_length(cfg: Config, iters_per_epoch: int | None = None,
         world_size (int, optional): Training processes. Defaults to 1.
 
     Raises:
-        UserError: A bad ``vis_lr_cfg`` key or value; a data set that cannot
-            be built (and no size given); no ``max_epochs``/``max_iters``.
+        UserError: A bad ``vis_lr_cfg``; a data set that cannot be built
+            (and no size given); no ``max_epochs``/``max_iters``.
     """
-    for name, value in zip(DATA_SIZE_FIELDS, (iters_per_epoch, dataset_size,
-                                              batch_size, world_size)):
-        if value is not None and value < 1:
-            raise UserError(f'--{name.replace("_", "-")} must be at least '
-                            f'1, got {value}')
+    flags = {k: v for k, v in zip(DATA_SIZE_FIELDS, (
+        iters_per_epoch, dataset_size, batch_size, world_size)) if v}
     given = _data_size_of(cfg)
-    iters_per_epoch = iters_per_epoch or given.get('iters_per_epoch')
-    if iters_per_epoch is None:
-        dataset_size = dataset_size or given.get('dataset_size')
-    batch_size = batch_size or given.get('batch_size')
-    world_size = world_size or given.get('world_size', 1)
+    if {'iters_per_epoch', 'dataset_size'} & set(flags):
+        given.pop('iters_per_epoch', None)
+        given.pop('dataset_size', None)
+    size = {**given, **flags}
     loop = dict(cfg.get('train_cfg') or {})
     by_epoch = bool(loop['by_epoch']) if 'by_epoch' in loop else (
         'max_epochs' in loop or 'Epoch' in str(loop.get('type', '')))
     loader_cfg = cfg.get('train_dataloader')
-    epoch_length = iters_per_epoch
-    if epoch_length is None and dataset_size is not None:
-        epoch_length = epoch_length_of(dataset_size, loader_cfg, world_size,
-                                       batch_size)
-    elif epoch_length is None and loader_cfg is not None and (
-            by_epoch or _needs_epochs(cfg)):
+    epoch_length = size.get('iters_per_epoch')
+    samples = size.get('dataset_size')
+    if epoch_length is None and samples is None and loader_cfg is not None \
+            and (by_epoch or _needs_epochs(cfg)):
         try:
-            size = _dataset_size(loader_cfg)
+            dataset = DATASETS.build(copy.deepcopy(loader_cfg['dataset']))
+            if hasattr(dataset, 'full_init'):
+                dataset.full_init()
+            samples = len(dataset)
         except Exception as error:  # data missing on this machine
             raise UserError(
                 f'could not build the training data set to count its '
                 f'samples ({error!r}); give --iters-per-epoch, or '
                 '--dataset-size (and --batch-size), or the same keys in '
                 f'the config\'s {DATA_SIZE_KEY}') from error
-        epoch_length = epoch_length_of(size, loader_cfg, world_size,
-                                       batch_size)
-    if epoch_length is not None and epoch_length < 1:
-        raise ValueError(f'an epoch must have at least one iteration, got '
-                         f'{epoch_length}')
+    if epoch_length is None and samples is not None:
+        epoch_length = epoch_length_of(samples, loader_cfg,
+                                       size.get('world_size', 1),
+                                       size.get('batch_size'))
+        if epoch_length < 1:
+            raise UserError(f'an epoch of {samples} samples has no '
+                            'iteration')
     needed = 'max_epochs' if by_epoch else 'max_iters'
     if needed not in loop:
         raise UserError(f'train_cfg.{needed} is missing (train_cfg: {loop})')
-    validation = (
-        loop.get('val_begin', 1), loop.get('val_interval',
-                                           1 if by_epoch else 1000),
+    if by_epoch and epoch_length is None:
+        raise UserError('an epoch-based loop needs the epoch length: give '
+                        '--iters-per-epoch or --dataset-size')
+    epochs = int(loop['max_epochs']) if by_epoch else 1
+    return TrainLength(
+        by_epoch, epochs, epochs * epoch_length if by_epoch else int(
+            loop['max_iters']), epoch_length, loop.get('val_begin', 1),
+        loop.get('val_interval', 1 if by_epoch else 1000),
         all(cfg.get(key) is not None
             for key in ('val_cfg', 'val_dataloader', 'val_evaluator')),
         _dynamic_intervals(loop.get('dynamic_intervals')))
-    if not by_epoch:
-        return TrainLength(False, 1, int(loop['max_iters']), epoch_length,
-                           *validation)
-    if epoch_length is None:
-        raise ValueError('an epoch-based loop needs the epoch length')
-    max_epochs = int(loop['max_epochs'])
-    return TrainLength(True, max_epochs, max_epochs * epoch_length,
-                       epoch_length, *validation)
 
 
 def _data_size_of(cfg: Config) -> dict:
@@ -187,21 +163,13 @@ def _dynamic_intervals(pairs) -> list[tuple[int, int]]:
     # mmengine bisects the milestones, which only means something when
     # they do not decrease.
     pairs = [tuple(pair) for pair in pairs or []]
-    if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1
-           for pair in pairs) or any(
-            a[0] > b[0] for a, b in zip(pairs, pairs[1:])):
+    if any(len(pair) != 2 or pair[0] < 0 or pair[1] < 1 for pair in pairs) \
+            or any(a[0] > b[0] for a, b in zip(pairs, pairs[1:])):
         raise ValueError(
             'train_cfg.dynamic_intervals must be (milestone, interval) '
             'pairs with non-decreasing milestones and intervals >= 1, got '
             f'{pairs}')
     return pairs
-
-
-def _dataset_size(loader_cfg: dict) -> int:
-    dataset = DATASETS.build(copy.deepcopy(loader_cfg['dataset']))
-    if hasattr(dataset, 'full_init'):
-        dataset.full_init()
-    return len(dataset)
 
 
 def _needs_epochs(cfg: Config) -> bool:

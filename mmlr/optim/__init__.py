@@ -1,10 +1,12 @@
 """Optimizer-wrapper constructors: layer-wise lr decay in merged groups."""
-from .constructor_build import build_constructor, param_group_rows
+from .constructor_build import build_constructor
+from .group_report import GroupReport, group_report, write_param_csv
 from .group_names import group_param_names, record_param_names
 from .layer_decay_constructor import LayerDecayOptimWrapperConstructor
 from .param_groups import GroupRow
 
 __all__ = [
-    'LayerDecayOptimWrapperConstructor', 'build_constructor',
-    'param_group_rows', 'GroupRow', 'group_param_names', 'record_param_names'
+    'LayerDecayOptimWrapperConstructor', 'build_constructor', 'GroupRow',
+    'GroupReport', 'group_report', 'write_param_csv', 'group_param_names',
+    'record_param_names'
 ]

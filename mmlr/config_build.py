@@ -1,10 +1,7 @@
-"""Config file -> model and optim wrapper, without a Runner.
-
-The model is built on the ``meta`` device when its constructor allows it, so
-inspecting the schedule of a 6B-parameter model allocates no weights; the
-optim wrapper comes from the configured constructor, exactly as
-``Runner.build_optim_wrapper`` would make it.
-"""
+"""Config file -> model and optim wrapper, as the Runner builds them but
+without one, for the inspection tools (``vis_lr.py``, ``param_groups.py``).
+The model goes on the ``meta`` device where its constructor allows, so
+inspecting a 6B-parameter model allocates no weights."""
 import copy
 import logging
 
@@ -16,17 +13,17 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
-from ..cfg_options import (load_config_file, merge_cfg_options,
-                           parse_cfg_options)
-from ..user_errors import user_error_message
+from .cfg_options import (load_config_file, merge_cfg_options,
+                          parse_cfg_options)
+from .user_errors import user_error_message
 
 
 def load_config(path: str, cfg_options: list[str] | dict | None = None
                 ) -> Config:
     """Read a config (importing its ``custom_imports``), apply
     ``--cfg-options`` (``KEY=VALUE`` strings or a parsed dict) and enter its
-    ``default_scope`` as the Runner does. A file that does not load or an
-    option that does not fit the config is a ``UserError``.
+    ``default_scope`` as the Runner does; a bad file or option is a
+    ``UserError``.
 
     Example:
         >>> cfg = load_config('configs/vit_digits.py',
@@ -42,14 +39,11 @@ def load_config(path: str, cfg_options: list[str] | dict | None = None
 
 def build_model(cfg: Config, device: str = 'meta') -> tuple[nn.Module, str]:
     """Build ``cfg.model`` on ``device`` (``'meta'`` or ``'cpu'``) and say
-    where it was built: a model whose constructor computes on its weights
-    (numpy initialisers, ``.item()``) refuses meta tensors and is built on
-    the CPU, at its real size.
+    where: a model whose constructor computes on its weights (numpy
+    initialisers, ``.item()``) refuses meta tensors and is built on the CPU.
 
     Example:
         >>> model, device = build_model(load_config('configs/vit_digits.py'))
-        >>> device
-        'meta'
     """
     if device == 'meta':
         try:
@@ -67,15 +61,13 @@ def build_model(cfg: Config, device: str = 'meta') -> tuple[nn.Module, str]:
 
 def build_optim_wrapper_of(cfg: Config, model: nn.Module
                            ) -> OptimWrapper | OptimWrapperDict:
-    """The optim wrapper ``Runner.build_optim_wrapper`` builds from
-    ``cfg.optim_wrapper``, through its ``constructor``. Without a GPU
-    ``AmpOptimWrapper`` becomes ``OptimWrapper`` (it schedules alike);
-    ``ZeroRedundancyOptimizer`` is built in a one-process gloo group that
-    is destroyed again at once.
+    """``cfg.optim_wrapper`` built through its ``constructor``. Without a
+    GPU an ``AmpOptimWrapper`` becomes an ``OptimWrapper`` (it schedules
+    alike); a ``ZeroRedundancyOptimizer`` is built in a one-process gloo
+    group, destroyed again at once.
 
     Example:
         >>> wrapper = build_optim_wrapper_of(cfg, model)
-        >>> len(wrapper.optimizer.param_groups)
     """
     wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
     if wrapper_cfg.get('type') == 'AmpOptimWrapper' and \
@@ -83,20 +75,15 @@ def build_optim_wrapper_of(cfg: Config, model: nn.Module
         wrapper_cfg['type'] = 'OptimWrapper'
         wrapper_cfg.pop('loss_scale', None)
         wrapper_cfg.pop('dtype', None)
-    if not _needs_process_group(wrapper_cfg):
+    optimizer_type = str((wrapper_cfg.get('optimizer') or {}).get('type'))
+    if 'ZeroRedundancyOptimizer' not in optimizer_type or \
+            torch_dist.is_initialized():
         return build_optim_wrapper(model, wrapper_cfg)
-    # ZeroRedundancyOptimizer asks for the world size when built; one local
-    # process has the same groups and schedule as N. Its groups are read
-    # afterwards without collectives, so the group can go at once.
+    # It asks for the world size when built; one process has the same
+    # groups and schedule as N, and they are read without collectives.
     torch_dist.init_process_group(
         backend='gloo', store=torch_dist.HashStore(), rank=0, world_size=1)
     try:
         return build_optim_wrapper(model, wrapper_cfg)
     finally:
         torch_dist.destroy_process_group()
-
-
-def _needs_process_group(wrapper_cfg: dict) -> bool:
-    optimizer_type = str((wrapper_cfg.get('optimizer') or {}).get('type'))
-    return 'ZeroRedundancyOptimizer' in optimizer_type and \
-        not torch_dist.is_initialized()
