@@ -144,7 +144,7 @@ def test_resumed_groups_equal_an_uninterrupted_run_of_the_new_config(
 def test_moments_stay_on_their_tensors_and_each_change_is_logged_once(
         tmp_path, original):
     config, options, checkpoint = RUNS[('epoch', 'mmengine')]
-    _, path, names = original(('epoch', 'mmengine'))
+    old_values, path, names = original(('epoch', 'mmengine'))
     runner, resumed = train(config, tmp_path, {**options, **NEW_RATE},
                             resume=str(path))
     # The checkpoint numbers each group's tensors in order (torch's
@@ -160,8 +160,17 @@ def test_moments_stay_on_their_tensors_and_each_change_is_logged_once(
     assert log.count(
         'optim_wrapper.paramwise_cfg.layer_decay_rate 0.75 -> 0.5') == 1
     # layer ids 0..4 (10 groups) are scaled by rate ** (5 - id); the head's
-    # two groups (id 5, scale 1) keep their lr
-    assert re.search(r"10 groups' lr changed", log), log[-3000:]
+    # two groups (id 5, scale 1) keep their lr, so the example is group 2
+    # (layer 4): its lr at the resumed iteration 12 (epoch_2.pth, 6
+    # iterations an epoch) in the uninterrupted run, and in this one.
+    first = min(resumed.values)
+    assert first == 12
+    old, new = old_values[first], resumed.values[first]
+    assert old[0] == new[0] and old[4] != new[4]  # values: lr, wd per group
+    line = ("following the config, optim_wrapper.paramwise_cfg."
+            "layer_decay_rate 0.75 -> 0.5: 10 groups' lr changed "
+            f"(group 2 lr {old[4]:.4g} -> {new[4]:.4g})")
+    assert line in log, log[-3000:]
 
 
 def test_settings_from_checkpoint_keeps_mmengines_behaviour(tmp_path,
