@@ -212,6 +212,30 @@ def test_config_without_training_data_is_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == [config]
 
 
+@pytest.mark.parametrize('key', ['train_cfg', 'optim_wrapper'])
+def test_config_without_a_training_key_is_one_line(tmp_path, capsys, key):
+    config = tmp_path / 'no_key.py'
+    config.write_text(f"_base_ = [{TINY!r}]\n{key} = None\n")
+    line = user_error_line(capsys, lr_find_main, str(config), '--out',
+                           str(tmp_path / 'x.png'))
+    assert line.startswith(f'error: no_key.py has no {key}:')
+
+
+def test_diverge_factor_zero_never_stops_early(tmp_path, capsys):
+    # lrs from 1e-4 to 10 over 30 iterations: the default factor 4 stops
+    # the test early; with 0 every iteration runs
+    args = [TINY, '--start-lr', '1e-4', '--end-lr', '10', '--num-iters',
+            '30', '--smoothing', '0.5', '--out', str(tmp_path / 'x.png')]
+    lengths = []
+    for extra in ([], ['--diverge-factor', '0']):
+        lr_find_main(args + extra)
+        with open(tmp_path / 'x.csv') as f:
+            lengths.append(len(list(csv.DictReader(f))))
+    assert lengths[0] < 30
+    assert lengths[1] == 30
+    capsys.readouterr()
+
+
 def test_help_explains_flags(capsys):
     with pytest.raises(SystemExit) as stopped:
         lr_find_main(['--help'])

@@ -69,6 +69,7 @@ def test_linear_probe_counts_frozen(capsys):
     assert '54 frozen left out' in printed(
         capsys, 'configs/vit_digits_linear_probe.py')
 
+
 DIGITS = str(REPO / 'configs/vit_digits.py')
 LAYER_DECAY = ['optim_wrapper.constructor=LayerDecayOptimWrapperConstructor',
                'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75']
@@ -100,3 +101,10 @@ def test_debug_flag_shows_the_traceback():
     with pytest.raises(ValueError, match="unknown paramwise_cfg key"):
         param_groups_main([DIGITS, '--debug', '--cfg-options', *LAYER_DECAY,
                            'optim_wrapper.paramwise_cfg.decay_multi=0.0'])
+
+
+def test_trunk_source_names_the_module_it_took(capsys):
+    # the README's example: the digits ViT's 4 blocks under backbone.blocks
+    out = printed(capsys, 'configs/vit_digits_layer_decay.py', '--cfg-options',
+                  'optim_wrapper.paramwise_cfg.depth_source=trunk')
+    assert 'layer depths from: trunk backbone.blocks, 4 blocks' in out

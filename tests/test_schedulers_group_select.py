@@ -10,11 +10,13 @@ import warnings
 import pytest
 import torch
 from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.optim.scheduler import LinearLR as MMEngineLinearLR
 from mmengine.registry import PARAM_SCHEDULERS
 from mmengine.runner import Runner
 
 import mmlr  # noqa: F401  (registers GroupSelect and mmlr's schedulers)
 from mmlr.optim import record_param_names
+from mmlr.schedulers import LinearLR as MmlrLinearLR
 
 # Six groups as the layer-decay constructor orders them: top layer first.
 LAYER_IDS = [3, 3, 2, 2, 1, 0]
@@ -332,3 +334,34 @@ def test_selected_groups_are_the_optimizers_after_a_load_state_dict():
     sgd.step()
     select.step()
     assert [g['lr'] for g in sgd.param_groups] == [0.1, 0.5]
+
+
+def test_bare_names_are_mmengines_and_mmlr_names_are_ours():
+    inner = dict(start_factor=0.5, end=4, by_epoch=False)
+    bare, ours = build([select(dict(role='head'), dict(type='LinearLR',
+                                                       **inner)),
+                        select(dict(role='backbone'),
+                               dict(type='mmlr.LinearLR', **inner))],
+                       optimizer())
+    assert type(bare.scheduler) is MMEngineLinearLR
+    assert type(ours.scheduler) is MmlrLinearLR
+
+
+def test_adds_nothing_to_the_optimizer_beyond_its_scheduler():
+    # the same MultiStepLR on every group, alone and inside GroupSelect
+    # (with names recorded): the groups and the state dict hold the same
+    # keys, and the same values after a few steps
+    model = torch.nn.Linear(2, 2)
+    record_param_names(model)
+    wrappers = []
+    for wrap in (False, True):
+        wrapper = OptimWrapper(torch.optim.SGD(
+            [dict(params=[p], lr=0.1) for p in model.parameters()],
+            lr=0.1, momentum=0.9))
+        cfg = INNER['MultiStepLR']
+        run(build([select(dict(indices=[0, 1]), cfg) if wrap else cfg],
+                  wrapper), wrapper, steps=5)
+        wrappers.append(wrapper)
+    alone, selected = (w.optimizer.state_dict() for w in wrappers)
+    assert selected['param_groups'] == alone['param_groups']
+    assert selected['state'].keys() == alone['state'].keys()

@@ -65,6 +65,31 @@ def test_min_lr_floors_each_group():
     assert flat == pytest.approx([.1, .01, .01, .001, .005, .0001])
 
 
+@pytest.mark.parametrize('eps, expected', [
+    # check 1 sets the best; checks 2-4 are worse, and patience 0 reduces at
+    # each by x0.5 unless the change is smaller than eps (PyTorch's rule):
+    # from 0.05 the change is 0.025 < 0.03, so the lr never moves
+    (0.03, [.05, .05, .05, .05]),
+    # eps 0.01: 0.05 -> 0.025 (change 0.025) -> 0.0125 (0.0125); then a
+    # change of 0.00625 < 0.01 is skipped
+    (0.01, [.05, .025, .0125, .0125]),
+])
+def test_eps_skips_reductions_smaller_than_it_like_pytorch(eps, expected):
+    metrics = [1, 2, 3, 4]
+    o, reference = sgd(0.05), sgd(0.05)
+    s = ReduceLR(o, patience=0, factor=0.5, eps=eps)
+    lrs = [lrs[0] for lrs in validate(o, s, metrics)]
+    assert lrs == pytest.approx(expected, rel=1e-15)
+    torch_s = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        reference, patience=0, factor=0.5, eps=eps)
+    theirs = []
+    for value in metrics:
+        reference.step()
+        torch_s.step(value)
+        theirs.append(reference.param_groups[0]['lr'])
+    assert lrs == theirs
+
+
 def test_optim_wrapper_pseudo_group_takes_the_last_min_lr():
     wrapper = OptimWrapper(sgd(0.1, 0.01))
     s = ReduceLR(wrapper, min_lr=[0.1, 0.002])

@@ -10,7 +10,7 @@ from conftest import REPO, tool_module, user_error_line
 from test_analysis_curves import EPOCH, by_hand
 
 from mmlr.analysis import train_length
-from mmlr.config_build import load_config
+from mmlr.config_build import build_model, build_optim_wrapper_of, load_config
 
 vis_lr = tool_module('vis_lr')
 vis_lr_main = vis_lr.main
@@ -160,13 +160,18 @@ def test_bad_config_data_size_names_the_key(capsys, tmp_path):
                     'integer, got 0')
 
 
+@pytest.mark.parametrize('in_file', [False, True])
 def test_fewer_metrics_than_validations_says_how_many_and_what_was_assumed(
-        capsys, tmp_path):
+        capsys, tmp_path, in_file):
     # the plateau example validates after each of its 30 epochs of 45
     # iterations: 2 values cover the first two, the 28 from the one after
-    # iteration 3 * 45 = 135 on get none
+    # iteration 3 * 45 = 135 on get none; a file of them reads alike
+    metrics = '0.5,0.6'
+    if in_file:
+        metrics = tmp_path / 'metrics.txt'
+        metrics.write_text('0.5\n0.6\n')
     vis_lr_main([str(REPO / 'configs/vit_digits_plateau.py'), '--metrics',
-                 '0.5,0.6', '--out', str(tmp_path / 'p.png'), '--csv',
+                 str(metrics), '--out', str(tmp_path / 'p.png'), '--csv',
                  'none'])
     assert ('note: --metrics has 2 values for 30 validations: the last 28 '
             '(from the one after iteration 135 on) got no value, so plateau '
@@ -189,3 +194,44 @@ def test_metrics_that_are_not_numbers_are_one_line(capsys, metrics, message):
                            str(REPO / 'configs/vit_digits_plateau.py'),
                            '--metrics', metrics)
     assert message in line
+
+
+def csv_of(tmp_path, *flags: str) -> tuple[list, np.ndarray]:
+    """vis_lr's CSV for the layer-decay example: header, values."""
+    out = tmp_path / 'lr.csv'
+    vis_lr_main([f'{REPO}/configs/vit_digits_layer_decay.py', '--out',
+                 str(tmp_path / 'lr.png'), '--csv', str(out), *flags])
+    with open(out) as f:
+        rows = list(csv.reader(f))
+    return rows[0], np.array(rows[1:], dtype=float)
+
+
+def test_all_groups_gives_every_group_its_own_column(tmp_path):
+    header, values = csv_of(tmp_path, '--all-groups')
+    assert header == ['iter', 'epoch'] + [f'group{g}' for g in range(12)]
+    # groups 2c and 2c+1 are layer 5 - c (decayed and not): both at
+    # 2e-3 * 0.75 ** c, on the demo's warm-up + cosine
+    for group in range(12):
+        np.testing.assert_allclose(values[:, 2 + group],
+                                   by_hand(2e-3 * 0.75**(group // 2)),
+                                   rtol=1e-9)
+
+
+def test_param_weight_decay_and_momentum(tmp_path):
+    # AdamW(weight_decay=0.05, betas=(0.9, 0.999)); layer decay gives norms,
+    # biases and tokens weight decay 0 (flat_decay_mult=0.0), the rest
+    # 0.05, and no scheduler moves either value
+    cfg = load_config(str(REPO / 'configs/vit_digits_layer_decay.py'))
+    model, _ = build_model(cfg)
+    decays = [g['weight_decay'] for g in
+              build_optim_wrapper_of(cfg, model).optimizer.param_groups]
+    header, values = csv_of(tmp_path, '--param', 'weight_decay')
+    for column, name in enumerate(header[2:]):
+        members = {decays[int(g.removeprefix('group'))]
+                   for g in name.split('+')}
+        assert len(members) == 1
+        assert (values[:, 2 + column] == members.pop()).all()
+    assert sorted(set(decays)) == [0.0, 0.05]
+    header, values = csv_of(tmp_path, '--param', 'momentum')
+    assert header[2] == '+'.join(f'group{g}' for g in range(12))
+    assert (values[:, 2] == 0.9).all()
