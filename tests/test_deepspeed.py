@@ -238,3 +238,36 @@ def test_deepspeed_strategy_without_deepspeed_names_the_extra(
     line = user_error_line(capsys, tool_main('train'), str(REPO / CONFIG))
     assert line == ("error: strategy.type 'DeepSpeedStrategy' needs the "
                     'deepspeed package: pip install mmlr[deepspeed]')
+
+
+def test_importing_mmlr_drops_deepspeeds_no_gpu_notice(monkeypatch):
+    # DeepSpeed warns "Setting accelerator to CPU ..." on its logger each
+    # time it detects its accelerator without a GPU; mmlr's filter on that
+    # logger drops the notice, and only it.
+    import logging
+
+    import mmlr  # noqa: F401
+    real_accelerator = pytest.importorskip(
+        'deepspeed.accelerator.real_accelerator')
+    logger = logging.getLogger('DeepSpeed')
+    seen = []
+
+    class Keep(logging.Handler):
+
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    keep = Keep()
+    logger.addHandler(keep)
+    try:
+        for drop_filter in (False, True):
+            if drop_filter:  # without mmlr's filter the notice shows
+                monkeypatch.setattr(logger, 'filters', [])
+            monkeypatch.setattr(real_accelerator, 'ds_accelerator', None)
+            monkeypatch.delenv('DS_ACCELERATOR', raising=False)
+            real_accelerator.get_accelerator()
+            notices = [m for m in seen if 'Setting accelerator to CPU' in m]
+            assert len(notices) == int(drop_filter), seen
+            seen.clear()
+    finally:
+        logger.removeHandler(keep)
