@@ -235,3 +235,20 @@ def test_param_weight_decay_and_momentum(tmp_path):
     header, values = csv_of(tmp_path, '--param', 'momentum')
     assert header[2] == '+'.join(f'group{g}' for g in range(12))
     assert (values[:, 2] == 0.9).all()
+
+
+def test_mae_vit_h_recipe_warns_of_its_eta_min(tmp_path, capsys):
+    # mmpretrain's MAE ViT-H fine-tune: lr 4e-3, layer decay 0.75 over 32
+    # blocks (ids 0..33), cosine to eta_min 1e-6. Layer d starts at
+    # 4e-3 * 0.75 ** (33 - d), below 1e-6 when 0.75 ** (33 - d) < 2.5e-4,
+    # i.e. 33 - d >= 29: layers 0-4, the lowest at 4e-3 * 0.75 ** 33.
+    # (The ViT-B config with 32 blocks: the width does not change an lr.)
+    vis_lr_main([MAE, '--iters-per-epoch', '1', '--csv', 'none', '--out',
+                 str(tmp_path / 'h.png'), '--cfg-options', 'model.depth=32',
+                 'optim_wrapper.optimizer.lr=4e-3',
+                 'optim_wrapper.paramwise_cfg.layer_decay_rate=0.75'])
+    lowest = 4e-3 * 0.75**33
+    assert ('WARNING: CosineAnnealingLR anneals to eta_min=1e-06, above '
+            'the starting lr of 5 distinct group(s) (layer ids [0, 1, 2, 3, '
+            f'4]), lowest {lowest:.3g}: their lr will rise; use '
+            'eta_min_ratio, or a smaller eta_min') in capsys.readouterr().out
