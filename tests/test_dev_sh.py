@@ -6,7 +6,8 @@ import subprocess
 
 from conftest import REPO
 
-RECORDING_PYTHON = '#!/usr/bin/env bash\necho "$*" >> "$(dirname "$0")/calls"\n'
+RECORDING_PYTHON = ('#!/usr/bin/env bash\n'
+                    'echo "$*" >> "$(dirname "$0")/calls"\n')
 
 
 def dev_sh(venv, *args: str) -> list[str]:
