@@ -72,10 +72,26 @@ class FactorScheduler(ResumableScheduler):
         """Factor for the ``t``-th step inside the window (``t >= 0``)."""
         raise NotImplementedError
 
+    def step(self) -> None:
+        """mmengine's ``step()``, without its per-group ``print_value``
+        call when not ``verbose`` (the first step keeps mmengine's own, with
+        its checks of the optimizer's stepping)."""
+        if self._global_step == 0 or self.verbose:
+            super().step()
+            return
+        self._global_step += 1
+        name = self.param_name
+        if self.begin <= self._global_step < self.end:
+            self.last_step += 1
+            values = self._get_value()
+            for group, value in zip(self.optimizer.param_groups, values):
+                group[name] = value
+        self._last_value = [
+            group[name] for group in self.optimizer.param_groups]
+
     def _get_value(self) -> list:
-        self._memory.take_in(
-            self._groups,
-            [g[self.param_name] for g in self.optimizer.param_groups])
+        self._memory.take_in(self._groups, self.optimizer.param_groups,
+                             self.param_name)
         if self._global_step == 0:
             self._check_zero_start()
         self._applied_factor = self.factor_at(self.last_step)

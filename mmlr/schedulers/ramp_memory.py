@@ -32,6 +32,10 @@ class RampMemory:
 
     def __init__(self):
         self.ramps: list[tuple[weakref.ref, tuple]] = []
+        # The indices of all the optimizer's groups, shared by the ramps on
+        # all of them (the usual list): their steps take one pass each.
+        self.whole: tuple | None = None
+        self.dropped = False  # a ramp went away since the last step
         # Per group index of the whole optimizer (None: not known yet).
         self.beneath: list = []
         # The objects the ramps last wrote into each group: a group that
@@ -40,7 +44,7 @@ class RampMemory:
         self.written: list = []
 
     def join(self, ramp, groups: tuple) -> None:
-        self.ramps.append((weakref.ref(ramp), tuple(groups)))
+        self.ramps.append((weakref.ref(ramp, self._dropped), groups))
         missing = max(groups, default=-1) + 1 - len(self.beneath)
         if missing > 0:
             self.beneath += [None] * missing
@@ -48,6 +52,21 @@ class RampMemory:
 
     def leave(self, ramp) -> None:
         self.ramps = [(r, g) for r, g in self.ramps if r() not in (None, ramp)]
+
+    def _dropped(self, ref: weakref.ref) -> None:
+        self.dropped = True
+
+    def _uniform_product(self, groups: tuple) -> float | None:
+        # The product of the applied factors when every ramp that applied
+        # one moves exactly ``groups``; None otherwise.
+        product = 1.0
+        for ref, members in self.ramps:
+            ramp = ref()
+            if ramp is not None and ramp._applied_factor is not None:
+                if members is not groups and members != groups:
+                    return None
+                product *= ramp._applied_factor
+        return product
 
     def products(self, groups: tuple) -> list[float]:
         """For each of ``groups``, the product of the factors the ramps
@@ -69,17 +88,26 @@ class RampMemory:
                 by_group[group] = by_group.get(group, 1.0) * factor
         return [by_group.get(group, 1.0) for group in groups]
 
-    def take_in(self, groups: tuple, current: list) -> None:
-        """Update ``beneath`` of ``groups`` from their ``current`` values."""
-        live = [(r, g) for r, g in self.ramps if r() is not None]
-        if len(live) < len(self.ramps):
+    def take_in(self, groups: tuple, param_groups: list, param: str) -> None:
+        """Update ``beneath`` of ``groups`` from the ``param`` values their
+        ``param_groups`` hold."""
+        if self.dropped:
             # A ramp was dropped (a list built and discarded; its factor is
             # no longer divided out): read every group's value again.
-            self.ramps = live
+            self.dropped = False
+            self.ramps = [(r, g) for r, g in self.ramps if r() is not None]
             self.written = [None] * len(self.written)
         beneath, written = self.beneath, self.written
-        for group, value, product in zip(groups, current,
-                                         self.products(groups)):
+        product = self._uniform_product(groups)
+        if product and groups is self.whole and None not in beneath:
+            self.beneath = [
+                b if group[param] is w else group[param] / product
+                for group, w, b in zip(param_groups, written, beneath)
+            ]
+            return
+        for group, value, product in zip(
+                groups, [g[param] for g in param_groups],
+                self.products(groups)):
             if product and value is not written[group]:
                 beneath[group] = value / product
             elif beneath[group] is None:  # the first ramp to step on it
@@ -88,6 +116,10 @@ class RampMemory:
 
     def values(self, groups: tuple) -> list:
         """The value of each of ``groups``: beneath times its factors."""
+        product = self._uniform_product(groups)
+        if product is not None and groups is self.whole:
+            self.written = [b * product for b in self.beneath]
+            return self.written
         beneath, written = self.beneath, self.written
         values = [beneath[group] * product for group, product
                   in zip(groups, self.products(groups))]
@@ -123,11 +155,11 @@ def ramp_memory(optimizer, param_name: str) -> tuple[RampMemory, tuple]:
     all groups and ramps on some compose exactly.
     """
     whole = getattr(optimizer, 'selected_from', None)
-    if whole is None:
-        whole = optimizer
-        groups = tuple(range(len(optimizer.param_groups)))
-    else:
-        groups = tuple(optimizer.group_indices)
-    memory = _MEMORIES.setdefault(whole, {}).setdefault(param_name,
-                                                        RampMemory())
-    return memory, groups
+    memories = _MEMORIES.setdefault(optimizer if whole is None else whole, {})
+    memory = memories.setdefault(param_name, RampMemory())
+    if whole is not None:
+        return memory, tuple(optimizer.group_indices)
+    count = len(optimizer.param_groups)
+    if memory.whole is None or len(memory.whole) != count:
+        memory.whole = tuple(range(count))
+    return memory, memory.whole

@@ -75,6 +75,9 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
         self.last_checked_iter = 0
         self.last_metric_iter = -1  # training iteration of the last metric
         self._warned_missing = False
+        self._hub = None
+        # a training scalar, checked at the steps without metrics
+        self.watches_training = monitor.startswith(TRAIN_PREFIX)
         super().__init__(optimizer, param_name, begin, end, last_step,
                          by_epoch, verbose)
 
@@ -93,10 +96,6 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
                       for v in min_value]
             return values + values[-1:] * (len(groups) - len(real))
         return [check_factor('min_lr', min_value, high=math.inf)] * len(groups)
-
-    @property
-    def watches_training(self) -> bool:
-        return self.monitor.startswith(TRAIN_PREFIX)
 
     def missed_validation(self, runner) -> bool:
         """Whether the resumed ``runner`` validates right after the step its
@@ -134,25 +133,37 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
     def _get_value(self) -> list[float]:
         return [g[self.param_name] for g in self.optimizer.param_groups]
 
+    @property
+    def _last_value(self) -> list[float]:
+        """The groups' values, read when asked for (``get_last_value()``,
+        ``state_dict()``) rather than copied at every step as mmengine's
+        schedulers do: this scheduler changes them only when it reduces."""
+        return self._get_value()
+
+    @_last_value.setter
+    def _last_value(self, value: list) -> None:
+        pass  # always read from the groups (a checkpoint's copy included)
+
     def step(self, metrics: dict | None = None) -> None:
         """Without ``metrics``: the end of one epoch (``by_epoch``) or
         iteration, which is when a training scalar is checked. With
         ``metrics`` (after validation): check the monitored metric."""
         if metrics is None:
             self._global_step += 1
+            if not self.watches_training:
+                return  # counted only, as mmengine's plateau scheduler
             finished = self._global_step - 1  # the step that just ended
-            if self.watches_training and finished >= 0 and self._in_window(
-                    finished) and (self._global_step -
-                                   self.begin) % self.check_interval == 0:
+            if finished >= 0 and self._in_window(finished) and (
+                    self._global_step - self.begin) % self.check_interval == 0:
                 self._check(self._training_mean())
         elif not isinstance(metrics, dict):
             raise TypeError(
                 f'metrics must be a dict, got {type(metrics).__name__}')
-        elif not self.watches_training and self._in_window(
-                max(self._global_step - 1, 0)):
+        elif not self.watches_training and self.begin <= max(
+                self._global_step - 1, 0) < self.end:  # _in_window, inlined
             if self.monitor in metrics:
                 self._check(metrics[self.monitor])
-                iteration = MessageHub.get_current_instance().get_info('iter')
+                iteration = (self._hub or self._message_hub()).get_info('iter')
                 self.last_metric_iter = -1 if iteration is None else int(
                     iteration)
             elif self.strict:
@@ -166,7 +177,6 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
                     f'ReduceLR: {self.monitor!r} is not among the validation '
                     f'metrics {sorted(metrics)}; not reducing (strict=False)',
                     logger='current', level=logging.WARNING)
-        self._last_value = self._get_value()
 
     def _in_window(self, finished: int) -> bool:
         # _global_step counts completed epochs (iterations), so the one that
@@ -175,8 +185,15 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
         # run is epoch 0 for a validation metric.
         return self.begin <= finished < self.end
 
+    def _message_hub(self) -> MessageHub:
+        # The Runner's, current when this scheduler first reads it (a
+        # scheduler lives in one run; looking it up costs a lock each time).
+        if self._hub is None:
+            self._hub = MessageHub.get_current_instance()
+        return self._hub
+
     def _training_mean(self) -> float | None:
-        hub = MessageHub.get_current_instance()
+        hub = self._message_hub()
         now = hub.get_info('iter', None)
         if self.monitor not in hub.log_scalars or now is None:
             return None
@@ -187,16 +204,19 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
     def _check(self, value) -> None:
         if value is None:
             return
-        if isinstance(value, bool) or not (isinstance(value, Real) or hasattr(
-                value, 'item')):
-            raise TypeError(f'{self.monitor} must be a number, got {value!r}')
-        value = float(value)
+        if type(value) is not float:
+            if isinstance(value, bool) or not (isinstance(value, Real)
+                                               or hasattr(value, 'item')):
+                raise TypeError(
+                    f'{self.monitor} must be a number, got {value!r}')
+            value = float(value)
         self.num_checks += 1
         if not math.isfinite(value):
             print_log(
                 f'ReduceLR: {self.monitor} = {value}; counted as no '
                 'improvement', logger='current', level=logging.WARNING)
-        if math.isfinite(value) and self._is_better(value):
+            self.num_bad_checks += 1
+        elif self._is_better(value):
             self.best = value
             self.num_bad_checks = 0
         else:
