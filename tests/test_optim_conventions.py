@@ -350,7 +350,7 @@ def test_internvl_conventions():
     check(per_param(model, wrapper), expected)
 
 
-def test_every_trainable_parameter_once_over_30_timm_architectures():
+def test_every_trainable_parameter_once_over_35_timm_architectures():
     archs = [
         'vit_tiny_patch16_224', 'deit_tiny_patch16_224', 'beit_base_patch16_224',
         'swin_tiny_patch4_window7_224', 'swinv2_tiny_window8_256',
@@ -364,6 +364,7 @@ def test_every_trainable_parameter_once_over_30_timm_architectures():
         'vit_small_patch14_reg4_dinov2', 'fastvit_t8', 'hiera_tiny_224',
         'nextvit_small', 'tiny_vit_5m_224'
     ]
+    assert len(set(archs)) == 35  # as README says
     for arch in archs:
         with torch.device('meta'):
             model = timm.create_model(arch, pretrained=False)
