@@ -1,7 +1,6 @@
 """Resuming with a changed optimizer config: the groups follow the config,
 the moments stay with their tensors (OptimizerResumeHook, in-process)."""
 import itertools
-import re
 from pathlib import Path
 
 import pytest
