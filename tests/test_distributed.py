@@ -186,6 +186,26 @@ def test_freezing_a_model_ddp_already_wraps_is_refused(gloo_world_of_one):
         constructor(MMDistributedDataParallel(model))
 
 
+@pytest.mark.parametrize('steps_before', [0, 1])
+def test_ddp_fails_after_a_parameter_is_frozen_once_wrapped(
+        gloo_world_of_one, steps_before):
+    # Why the constructor refuses the above: DDP fixed at wrapping the
+    # parameters whose gradients it reduces. The first backward after the
+    # freeze leaves 0.weight's reduction unfinished, and the iteration after
+    # it stops in its forward (frozen after wrapping: at iteration 2; frozen
+    # mid-run, after iteration n: at n + 2).
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    ddp = nn.parallel.DistributedDataParallel(model)
+    x = torch.ones(3, 4)
+    for _ in range(steps_before):
+        ddp(x).sum().backward()
+    model[0].weight.requires_grad_(False)
+    ddp(x).sum().backward()
+    with pytest.raises(RuntimeError,
+                       match='Expected to have finished reduction'):
+        ddp(x)
+
+
 def test_freezing_before_wrapping_or_with_unused_detection_is_fine(
         gloo_world_of_one):
     model, constructor = _probe()

@@ -110,6 +110,87 @@ def test_same_lr_and_weight_decay_as_mmengine_default(make_model,
     assert len(expected) == len(list(model.parameters()))
 
 
+class ModulatedDeformConv2d(nn.Module):
+    """Stands in for mmcv.ops' class: mmengine (and mmlr) recognise a DCN by
+    isinstance of mmcv-full's DeformConv2d/ModulatedDeformConv2d, and the
+    pack variants own the offset conv as ``conv_offset``."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(8, 8, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(8))
+        self.conv_offset = nn.Conv2d(8, 27, 3)
+
+
+class DCNNet(nn.Module):
+    """A DCN, a conv named ``conv_offset`` outside any DCN, a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3)
+        self.neck = nn.Sequential(ModulatedDeformConv2d(), nn.BatchNorm2d(8))
+        self.plain = nn.Module()
+        self.plain.conv_offset = nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8, 4)
+
+
+@pytest.mark.parametrize('mmcv_full', [True, False])
+def test_dcn_offset_lr_mult_as_mmengine_default(monkeypatch, mmcv_full):
+    # Without mmcv-full (as here) mmengine knows no DCN and the key is
+    # inert; with it, the offset conv of a DCN gets lr * 0.1 and neither
+    # bias_lr_mult nor the bias/flat decay rules. mmcv-full is stood in for
+    # by its availability check and an mmcv.ops holding the class above.
+    import types
+
+    import mmengine.optim.optimizer.default_constructor as mmengine_default
+
+    import mmlr.optim.param_rules as param_rules
+    if mmcv_full:
+        ops = types.ModuleType('mmcv.ops')
+        ops.DeformConv2d = type('DeformConv2d', (nn.Module, ), {})
+        ops.ModulatedDeformConv2d = ModulatedDeformConv2d
+        monkeypatch.setitem(sys.modules, 'mmcv.ops', ops)
+        for module in (mmengine_default, param_rules):
+            monkeypatch.setattr(module, 'mmcv_full_available', lambda: True)
+    model = DCNNet()
+    paramwise_cfg = dict(MMENGINE_RULES, dcn_offset_lr_mult=0.1)
+    theirs = DefaultOptimWrapperConstructor(
+        dict(optimizer=dict(ADAMW)), paramwise_cfg)(model)
+    expected = per_param(model, theirs)
+    assert_same(per_param(model, build(model, paramwise_cfg)), expected)
+    offset_lr = 1e-3 * 0.1 if mmcv_full else 1e-3 * 2.0  # bias_lr_mult 2
+    offset_wd = 0.05 if mmcv_full else 0.05 * 0.5  # bias_decay_mult 0.5
+    assert expected['neck.0.conv_offset.bias'] == pytest.approx(
+        (offset_lr, offset_wd))
+    # the DCN's own bias and a conv_offset outside a DCN: the bias rules
+    assert expected['neck.0.bias'] == expected['plain.conv_offset.bias'] \
+        == pytest.approx((2e-3, 0.025))
+
+
+def test_bypass_duplicate_as_mmengine_default():
+    # A tensor under two names (tied weights) and a module under two names:
+    # mmengine with bypass_duplicate=True keeps the first name's settings
+    # and skips the second (without it, torch refuses the duplicates).
+    model = TinyViT()
+    model.tied = nn.Linear(8, 4)
+    model.tied.weight = model.head.weight
+    model.again = model.blocks[0]
+    paramwise_cfg = dict(
+        MMENGINE_RULES, bypass_duplicate=True,
+        # both fields named: a key naming lr_mult alone differs on purpose
+        # (mmengine#846, test_custom_key_sets_only_the_fields_it_names)
+        custom_keys={'tied': dict(lr_mult=10.0, decay_mult=1.0),
+                     'again': dict(lr_mult=5.0, decay_mult=1.0)})
+    theirs = DefaultOptimWrapperConstructor(
+        dict(optimizer=dict(ADAMW)), paramwise_cfg)(model)
+    expected = per_param(model, theirs)
+    ours = build(model, dict(paramwise_cfg, model_hints=False))
+    assert_same(per_param(model, ours), expected)
+    assert expected['head.weight'] == pytest.approx((1e-3, 0.05))
+    assert 'again.1.weight' not in expected
+    assert expected['tied.bias'] == pytest.approx((1e-2, 0.05))
+
+
 def test_no_paramwise_cfg_gives_one_group_at_the_base_values():
     model = ConvBNNet()
     wrapper = build(model)

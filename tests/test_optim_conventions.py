@@ -350,20 +350,23 @@ def test_internvl_conventions():
     check(per_param(model, wrapper), expected)
 
 
-def test_every_trainable_parameter_once_over_30_timm_architectures():
+def test_every_trainable_parameter_once_over_35_timm_architectures():
     archs = [
-        'vit_tiny_patch16_224', 'deit_tiny_patch16_224', 'beit_base_patch16_224',
+        'vit_tiny_patch16_224', 'deit_tiny_patch16_224',
+        'beit_base_patch16_224',
         'swin_tiny_patch4_window7_224', 'swinv2_tiny_window8_256',
         'convnext_atto', 'convnextv2_atto', 'eva02_tiny_patch14_224',
         'resnet18', 'resnet50', 'efficientnet_b0', 'mobilenetv3_small_100',
         'regnety_002', 'densenet121', 'levit_128', 'poolformer_s12',
         'coatnet_0_rw_224', 'maxvit_tiny_tf_224', 'cait_xxs24_224',
         'xcit_nano_12_p16_224', 'mixer_s16_224', 'resmlp_12_224',
-        'pvt_v2_b0', 'twins_svt_small', 'crossvit_tiny_240', 'edgenext_x_small',
+        'pvt_v2_b0', 'twins_svt_small', 'crossvit_tiny_240',
+        'edgenext_x_small',
         'efficientformer_l1', 'mobilevit_xxs', 'ghostnet_100', 'dla34',
         'vit_small_patch14_reg4_dinov2', 'fastvit_t8', 'hiera_tiny_224',
         'nextvit_small', 'tiny_vit_5m_224'
     ]
+    assert len(set(archs)) == 35  # as README says
     for arch in archs:
         with torch.device('meta'):
             model = timm.create_model(arch, pretrained=False)

@@ -1,7 +1,6 @@
 """Resuming with a changed optimizer config: the groups follow the config,
 the moments stay with their tensors (OptimizerResumeHook, in-process)."""
 import itertools
-import re
 from pathlib import Path
 
 import pytest
@@ -199,6 +198,79 @@ def test_changed_freeze_moves_the_state_by_name(tmp_path, original):
     for name, state in resumed.state.items():
         assert torch.equal(state['exp_avg'], saved[by_name[name]]['exp_avg'])
     assert '12 no longer optimized' in log_text(runner)
+
+
+BLOCK_0 = 'backbone.blocks.0.'
+
+
+@pytest.fixture(scope='module')
+def frozen_keeping_values(tmp_path_factory, original):
+    """The original epoch-2 checkpoint resumed with block 0 frozen, a new
+    lr and settings_from='checkpoint' (2 epochs, checkpoints with names)."""
+    config, options, _ = RUNS[('epoch', 'mmengine')]
+    _, path, _ = original(('epoch', 'mmengine'))
+    keep = {'custom_hooks': [dict(type='mmlr.OptimizerResumeHook',
+                                  settings_from='checkpoint')],
+            'optim_wrapper.paramwise_cfg.freeze': [BLOCK_0[:-1]]}
+    work_dir = tmp_path_factory.mktemp('frozen_keeping_values')
+    runner, resumed = train(config, work_dir, {**options, **NEW_LR, **keep},
+                            resume=str(path))
+    return runner, resumed, work_dir
+
+
+def test_settings_from_checkpoint_still_moves_the_state_by_name(
+        original, frozen_keeping_values):
+    old_values, path, names = original(('epoch', 'mmengine'))
+    runner, resumed, _ = frozen_keeping_values
+    saved = torch.load(path, weights_only=True)['optimizer']['state']
+    by_name = dict(zip(itertools.chain(*names), range(10**6)))
+    # block 0's 12 tensors (its 2 groups) left; the others keep their
+    # moments, found by name although the group indices shifted
+    assert len(resumed.state) == len(by_name) - 12
+    assert not any(n.startswith(BLOCK_0) for n in resumed.state)
+    for name, state in resumed.state.items():
+        assert torch.equal(state['exp_avg'], saved[by_name[name]]['exp_avg'])
+    log = log_text(runner)
+    assert '12 no longer optimized (e.g. backbone.blocks.0.' in log
+    assert "keeping the checkpoint's values" in log
+    # and the other groups train on with the checkpoint's lr and weight
+    # decay (the uninterrupted run's), not those of the new lr
+    kept = [i for i, g in enumerate(names)
+            if not (g and all(n.startswith(BLOCK_0) for n in g))]
+    assert len(kept) == len(names) - 2 and min(resumed.values) == 12
+    for it, values in resumed.values.items():
+        expected = [old_values[it][2 * i + k] for i in kept for k in (0, 1)]
+        assert values == pytest.approx(expected, rel=1e-12, abs=0), it
+
+
+def test_parameters_new_to_the_optimizer_start_without_state(
+        tmp_path, original, frozen_keeping_values):
+    # Resume the frozen run's epoch-3 checkpoint with the original config:
+    # block 0 trains again, its 12 tensors are new to the optimizer.
+    config, options, _ = RUNS[('epoch', 'mmengine')]
+    _, _, names = original(('epoch', 'mmengine'))
+    _, _, frozen_dir = frozen_keeping_values
+    path = frozen_dir / 'epoch_3.pth'
+    runner, resumed = train(config, tmp_path, options, resume=str(path))
+    all_names = list(itertools.chain(*names))
+    new = [n for n in all_names if n.startswith(BLOCK_0)]
+    assert len(new) == 12
+    # at the start of training: the others hold the checkpoint's moments,
+    # block 0's tensors no state at all
+    saved_names = torch.load(path, weights_only=True)[
+        'optimizer_param_names']['']
+    saved = torch.load(path, weights_only=True)['optimizer']['state']
+    by_name = dict(zip(itertools.chain(*saved_names), range(10**6)))
+    assert set(resumed.state) == set(all_names) - set(new)
+    for name, state in resumed.state.items():
+        assert torch.equal(state['exp_avg'], saved[by_name[name]]['exp_avg'])
+    # groups are built top layer first, so the first new name is the first
+    # block-0 name in the config's group order
+    line = ("Resume: the optimizer groups hold other tensors than the "
+            "checkpoint's (10 groups then, 12 now); moved the state of "
+            f"{len(all_names) - 12} parameters by name, 12 new without state "
+            f"(e.g. {new[0]})")
+    assert line in log_text(runner)
 
 
 def test_changed_freeze_without_names_in_the_checkpoint_is_refused(

@@ -7,6 +7,7 @@ import signal
 import pytest
 import torch
 from mmengine.fileio import LocalBackend
+from mmengine.hooks import Hook
 
 from conftest import wait_for_a_new_second
 from mmlr.hooks.safe_checkpoint import is_complete_checkpoint, \
@@ -17,7 +18,7 @@ CONFIG = 'configs/vit_digits.py'
 
 
 def short_run(work_dir, epochs: int, resume: str | None = None,
-              hooks: bool = True):
+              hooks: bool = True, options: dict | None = None):
     """Digits in 2 batches of 256 an epoch, a checkpoint every epoch and
     only the newest one kept."""
     cfg = prepare_config(
@@ -32,6 +33,7 @@ def short_run(work_dir, epochs: int, resume: str | None = None,
             'default_hooks.checkpoint.interval': 1,
             'default_hooks.checkpoint.max_keep_ckpts': 1,
             'param_scheduler.1.end': 3,
+            **(options or {}),
         })
     cfg.experiment_name = f'safe-ckpt-{work_dir.name}-{epochs}-{resume}'
     wait_for_a_new_second(work_dir)
@@ -41,15 +43,15 @@ def short_run(work_dir, epochs: int, resume: str | None = None,
     return Runner.from_cfg(cfg)
 
 
-def fail_on_second_save(monkeypatch, failure):
-    """Make the second checkpoint write stop half-way with ``failure()``,
-    as a full disk or a Ctrl-C would."""
+def fail_on_second_save(monkeypatch, failure, which: int = 2):
+    """Make the second (or ``which``-th) checkpoint write stop half-way with
+    ``failure()``, as a full disk or a Ctrl-C would."""
     put = LocalBackend.put
     calls = []
 
     def half_then_fail(self, obj, filepath):
         calls.append(filepath)
-        if len(calls) == 2:
+        if len(calls) == which:
             with open(filepath, 'wb') as f:
                 f.write(obj[:len(obj) // 2])
             failure()
@@ -91,6 +93,37 @@ def test_a_failed_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch,
     resumed.train()
     assert resumed.epoch == 2
     assert checkpoints(tmp_path) == ['epoch_2.pth']
+
+
+class RisingScore(Hook):
+    """Sets the validation score to the epoch before CheckpointHook reads
+    it, so every validation is a new best."""
+
+    priority = 'VERY_HIGH'
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        metrics['accuracy/top1'] = float(runner.epoch)
+
+
+def test_a_failed_best_save_keeps_the_previous_best(tmp_path, monkeypatch):
+    # Only best checkpoints (no interval or last one), each epoch a new
+    # best: epoch 2's replaces epoch 1's, epoch 3's write fails half-way.
+    # mmengine deletes the previous best before it writes the new one.
+    fail_on_second_save(monkeypatch, disk_full, which=3)
+    runner = short_run(tmp_path, epochs=3, options={
+        'train_cfg.val_interval': 1,
+        'val_dataloader.dataset.indices': slice(0, 40),
+        'default_hooks.checkpoint.interval': 100,
+        'default_hooks.checkpoint.save_last': False,
+        'default_hooks.checkpoint.save_best': 'accuracy/top1',
+    })
+    runner.register_hook(RisingScore())
+    with pytest.raises(OSError):
+        runner.train()
+    best = 'best_accuracy_top1_epoch_2.pth'
+    assert checkpoints(tmp_path) == [best]
+    state = torch.load(tmp_path / best, weights_only=True)
+    assert state['meta']['epoch'] == 2
 
 
 def test_mmengine_alone_loses_every_checkpoint(tmp_path, monkeypatch):
