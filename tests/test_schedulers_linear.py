@@ -59,6 +59,30 @@ def test_linear_lr_equals_mmengines_on_mmengines_arguments(kwargs):
                                    group), rel=1e-12)
 
 
+@pytest.mark.parametrize('verbose', [False, True])
+def test_last_values_and_verbose_logging_as_mmengines(verbose, monkeypatch):
+    # the same lrs, get_last_value() and (verbose) log lines per group as
+    # mmengine's LinearLR, on an OptimWrapper with its base group
+    logged = {'ours': [], 'theirs': []}
+    runs = {}
+    for name, cls in (('ours', LinearLR), ('theirs', MMEngineLinearLR)):
+        monkeypatch.setattr(
+            'mmengine.optim.scheduler.param_scheduler.print_log',
+            lambda msg, **kw: logged[name].append(msg))
+        wrapper = OptimWrapper(sgd(0.05, 0.5))
+        scheduler = cls(wrapper, start_factor=0.5, end=5, verbose=verbose)
+        seen = []
+        for _ in range(7):
+            wrapper.step()
+            scheduler.step()
+            seen += scheduler.get_last_value()
+        runs[name] = seen
+    assert len(runs['ours']) == 7 * 3  # two groups and the base group
+    assert runs['ours'] == pytest.approx(runs['theirs'], rel=1e-12)
+    assert logged['ours'] == logged['theirs']
+    assert bool(logged['ours']) == verbose
+
+
 def test_one_step_window_applies_end_factor_not_start_factor_forever():
     # mmengine leaves 0.05 * 0.5 in place for good when end - begin == 1.
     o = sgd(0.05)

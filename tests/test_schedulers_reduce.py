@@ -263,3 +263,15 @@ def test_optim_wrapper_dict_through_mmengines_param_scheduler_hook():
     lrs = wrappers.get_lr()
     assert lrs['gen.lr'] == pytest.approx([0.2 * 0.5 * 0.1])
     assert lrs['disc.lr'] == pytest.approx([0.1 * 0.5 * 0.1])
+
+
+def test_last_value_is_what_the_groups_hold():
+    # read from the groups when asked: after a reduction (0.1 -> 0.05 at
+    # the second check, patience 0) and after another change to the lr
+    o = sgd(0.1, 0.01)
+    s = ReduceLR(o, patience=0, factor=0.5)
+    validate(o, s, [1, 2])
+    assert s.get_last_value() == [0.05, 0.005]
+    o.param_groups[0]['lr'] = 0.3
+    assert s.get_last_value() == [0.3, 0.005]
+    assert s.state_dict()['_last_value'] == [0.3, 0.005]
