@@ -16,6 +16,7 @@ from .deepspeed_strategy import (adapt_deepspeed_strategy_cfg,
                                  check_deepspeed_cfg)
 from .fsdp import adapt_fsdp_strategy, check_fsdp_cfg, fsdp_strategy_class
 from .hooks.safe_checkpoint import SafeCheckpointHook
+from .optim import record_param_names
 from .user_errors import UserError
 
 
@@ -96,6 +97,21 @@ def cpu_ddp_wrapper(strategy) -> None:
     strategy.model_wrapper = wrapper
 
 
+def record_names_before_optimizer(strategy) -> None:
+    """Record the (wrapped) model's parameter names when the strategy
+    builds the optim wrapper, for schedulers that select groups by name
+    (``GroupSelect``) with any optim-wrapper constructor, as
+    ``tools/train.py`` does for the Runner."""
+    build = strategy.build_optim_wrapper
+
+    def build_optim_wrapper(optim_wrapper, model=None):
+        if model is not None:
+            record_param_names(model)
+        return build(optim_wrapper, model)
+
+    strategy.build_optim_wrapper = build_optim_wrapper
+
+
 class MmlrFlexibleRunner(FlexibleRunner):
     """mmengine's ``FlexibleRunner`` for CPU launches and safe resumes.
 
@@ -127,6 +143,7 @@ class MmlrFlexibleRunner(FlexibleRunner):
             adapt_deepspeed_strategy_cfg(strategy), *args, **kwargs)
         cpu_ddp_wrapper(strategy)
         adapt_fsdp_strategy(strategy)
+        record_names_before_optimizer(strategy)
         return strategy
 
     def load_or_resume(self):
@@ -138,4 +155,5 @@ class MmlrFlexibleRunner(FlexibleRunner):
 
 
 __all__ = ['uses_strategy', 'strategy_names', 'check_strategy_cfg',
-           'cpu_ddp_wrapper', 'MmlrFlexibleRunner']
+           'cpu_ddp_wrapper', 'record_names_before_optimizer',
+           'MmlrFlexibleRunner']
