@@ -16,7 +16,9 @@ to the strategy object (the config stays the user's):
 - The DeepSpeed config is handed over as plain dicts, so that checkpoints,
   which hold a copy, need no mmengine ``ConfigDict``.
 - The runner's ``before_save_checkpoint`` and ``after_load_checkpoint``
-  hooks are called (mmengine's DeepSpeed strategy skips them).
+  hooks are called (mmengine's DeepSpeed strategy skips them); on resume,
+  the groups as built are kept for them and a checkpoint whose groups held
+  other parameters is refused (:mod:`mmlr.deepspeed_resume`).
 - On a machine without a GPU, DeepSpeed's shared-memory collectives, a C++
   extension compiled at the first run, are left out: torch's gloo backend
   carries the collectives.
@@ -31,6 +33,7 @@ from mmengine._strategy.deepspeed import DeepSpeedStrategy
 from mmengine.device import get_device
 from mmengine.registry import OPTIMIZERS
 
+from .deepspeed_resume import changed_layout_refused, groups_as_built
 from .user_errors import UserError
 
 #: the optimizers mmengine 0.10.7 registers from DeepSpeed, by module
@@ -244,7 +247,12 @@ class MmlrDeepSpeedStrategy(DeepSpeedStrategy):
         engine_load = self.model.load_checkpoint
 
         def load_then_call_hooks(*args, **load_kwargs):
-            path, client_state = engine_load(*args, **load_kwargs)
+            # DeepSpeed loads the optimizer's groups: OptimizerResumeHook
+            # reads what the config built here.
+            self.param_groups_before_resume = groups_as_built(
+                getattr(self, 'optim_wrapper', None))
+            with changed_layout_refused(self.model.model):
+                path, client_state = engine_load(*args, **load_kwargs)
             callback(client_state)
             return path, client_state
 

@@ -15,7 +15,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS
 
-from conftest import REPO, read_scalars, tool_main, user_error_line
+from conftest import (REPO, read_scalars, tool_main, train_in_process,
+                      user_error_line)
 from mmlr.optim import LayerDecayOptimWrapperConstructor
 
 CONFIG = 'configs/vit_digits_layer_decay_deepspeed.py'
@@ -150,15 +151,28 @@ class PlantedCode:
         return os.mkdir, (self.path, )
 
 
+@pytest.fixture
+def deepspeed_world_of_one(gloo_world_of_one, monkeypatch):
+    """One process as torchrun starts it, in a gloo group of one.
+
+    DeepSpeed keeps a copy of the world group for the life of the process;
+    an earlier test's world is gone, so its references are dropped first
+    (DeepSpeed's own release at a world's teardown), and again after.
+    """
+    pytest.importorskip('deepspeed')
+    from deepspeed.utils import groups
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)
+    groups._release_process_group_references()
+    yield
+    groups._release_process_group_references()
+
+
 def test_deepspeed_checkpoint_files_load_as_data_only(tmp_path, capsys,
-                                                      monkeypatch,
-                                                      gloo_world_of_one):
+                                                      deepspeed_world_of_one):
     # DeepSpeed's own loader passes weights_only=False: a checkpoint file
     # holding code would run it on --resume. A one-layer model in a world
     # of one, saved and resumed by the strategy tools/train.py builds.
-    pytest.importorskip('deepspeed')
-    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1').items():
-        monkeypatch.setenv(key, value)  # as torchrun sets them
     from mmlr.deepspeed_strategy import (MmlrDeepSpeedStrategy,
                                          load_weights_only)
     strategy = MmlrDeepSpeedStrategy(
@@ -271,3 +285,113 @@ def test_importing_mmlr_drops_deepspeeds_no_gpu_notice(monkeypatch):
             seen.clear()
     finally:
         logger.removeHandler(keep)
+
+
+def test_deepspeed_resume_follows_the_configs_changed_settings(
+        tmp_path, capsys, deepspeed_world_of_one):
+    # ZeRO stage 2 in this process: DeepSpeed loads the checkpoint's groups
+    # (lrs, weight decays) itself. Resumed with a new lr, weight decay and
+    # layer decay, every group's lr after the resume is that of an
+    # uninterrupted run of the new config. Dropout off: mmengine reseeds on
+    # resume.
+    # 64 images: 2 batches of 32 an epoch
+    options = [*SHORT[1:-1], 'model.drop_path_rate=0.0',
+               'model.proj_drop_rate=0.0', 'model.attn_drop_rate=0.0',
+               f'train_dataloader.dataset.indices={list(range(64))}',
+               f'val_dataloader.dataset.indices={list(range(32))}']
+    new = ['optim_wrapper.optimizer.lr=1e-3',
+           'optim_wrapper.optimizer.weight_decay=0.1',
+           'optim_wrapper.paramwise_cfg.layer_decay_rate=0.5']
+    whole, part = tmp_path / 'whole', tmp_path / 'part'
+    train_in_process(CONFIG, whole, 'train_cfg.max_epochs=3', *options, *new)
+    train_in_process(CONFIG, part, 'train_cfg.max_epochs=2', *options)
+    resumed = train_in_process(CONFIG, part, 'train_cfg.max_epochs=3',
+                               *options, *new, flags=('--resume', ))
+    assert 'resumed epoch: 2' in resumed
+    # group 0 (the head, layer 5) at epoch 3 of the cosine:
+    # 1e-5 + (2e-3 - 1e-5) * 0.75 then, 1e-5 + (1e-3 - 1e-5) * 0.75 now
+    [line] = [x for x in resumed.splitlines()
+              if 'Resume: following the config' in x]
+    assert line.endswith(
+        'following the config, optim_wrapper.optimizer.lr 0.002 -> 0.001; '
+        'optim_wrapper.optimizer.weight_decay 0.05 -> 0.1; '
+        'optim_wrapper.paramwise_cfg.layer_decay_rate 0.75 -> 0.5; '
+        "train_cfg.max_epochs 2 -> 3: 11 groups' lr, 5 groups' "
+        'weight_decay changed (group 0 lr 0.001502 -> 0.0007525)'), line
+
+    def epoch_3(work_dir):
+        # per iteration: lr and base_lr, then LayerLrLoggerHook's
+        # lr_layer_0 ... lr_layer_5 (layer depths' lrs)
+        lrs = [{k: v for k, v in r.items() if k in ('lr', 'base_lr')
+                or k.startswith('lr_layer_')}
+               for r in read_scalars(work_dir) if r.get('epoch') == 3]
+        return [r for r in lrs if r]
+
+    expected = epoch_3(whole)
+    assert [len(r) for r in expected] == [2, 6, 2, 6]
+    got = epoch_3(part)
+    assert [r.keys() for r in got] == [r.keys() for r in expected]
+    for want, have in zip(expected, got):
+        for key in want:
+            assert have[key] == pytest.approx(want[key], rel=1e-12), key
+    # every group's settings at the end, as DeepSpeed saved them: the
+    # uninterrupted run's (weight decay 0.1 on the 5 decayed groups)
+    from mmlr.deepspeed_strategy import load_weights_only
+
+    def saved_groups(work_dir):
+        path = (work_dir / 'epoch_3.pth' /
+                'zero_pp_rank_0_mp_rank_00_optim_states.pt')
+        zero = load_weights_only(str(path), 'cpu')['optimizer_state_dict']
+        return [{k: g[k] for k in ('lr', 'initial_lr', 'weight_decay')}
+                for g in zero['base_optimizer_state']['param_groups']]
+
+    assert [g['weight_decay'] for g in saved_groups(part)].count(0.1) == 5
+    for want, have in zip(saved_groups(whole), saved_groups(part),
+                          strict=True):
+        assert have == pytest.approx(want, rel=1e-12)
+
+    # settings_from='checkpoint' keeps the checkpoint's lrs: the old
+    # config's (2e-3, decay 0.75) at epoch 3 of its cosine
+    keep = tmp_path / 'keep.py'
+    keep.write_text(
+        f'_base_ = [{str(REPO / CONFIG)!r}]\n'
+        "custom_hooks = [dict(type='mmlr.OptimizerResumeHook', "
+        "settings_from='checkpoint')]\n")
+    kept = train_in_process(str(keep), tmp_path / 'keep',
+                            'train_cfg.max_epochs=3', *options, *new,
+                            flags=('--resume', str(part / 'epoch_2.pth')))
+    assert "keeping the checkpoint's values" in kept
+    assert [r[f'lr_layer_{layer}'] for r in epoch_3(tmp_path / 'keep')
+            if 'lr_layer_0' in r for layer in range(6)] == pytest.approx(2 * [
+                ETA_MIN + (2e-3 * 0.75**(5 - layer) - ETA_MIN) * COSINE[3]
+                for layer in range(6)], rel=1e-12)
+
+    # A changed group layout (the head's bias frozen: group 1 gone, the
+    # patch embedding back) cannot be resumed by DeepSpeed, which places
+    # the state by group position: one line, before it reads the state.
+    line = user_error_line(
+        capsys, tool_main('train'), str(REPO / CONFIG), '--work-dir',
+        str(tmp_path / 'frozen'), '--resume', str(part / 'epoch_2.pth'),
+        '--cfg-options', *options,
+        "optim_wrapper.paramwise_cfg.freeze=['backbone.head.bias']",
+        'experiment_name=deepspeed_changed_layout')
+    assert line == (
+        "error: cannot resume: the optimizer groups the config builds hold "
+        "other parameters than the checkpoint's (group 1: 10 new in it (e.g. "
+        "'backbone.blocks.3.attn.proj.bias'), 1 no longer in it (e.g. "
+        "'backbone.head.bias')); DeepSpeed restores the optimizer state by "
+        'group position, not by parameter name: resume with the freeze and '
+        'paramwise_cfg the checkpoint was written with')
+
+
+def test_deepspeed_group_layouts_compare_by_names_per_group():
+    from mmlr.deepspeed_resume import layout_change
+    saved = [['head.weight', 'head.bias'], ['blocks.0.weight']]
+    # the order inside a group is DeepSpeed's (it depends on the ranks)
+    assert layout_change(saved, [['head.bias', 'head.weight'],
+                                 ['blocks.0.weight']]) is None
+    assert layout_change(saved, [*saved, ['patch.weight']]) == \
+        '2 groups then, 3 now'
+    assert layout_change(saved, [['head.weight'],
+                                 ['blocks.0.weight', 'head.bias']]) == (
+        "group 0: 1 no longer in it (e.g. 'head.bias')")

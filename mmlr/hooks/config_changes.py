@@ -1,5 +1,6 @@
 """What changed between the config a checkpoint was written with and the
 config of the run that resumes it."""
+import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
@@ -75,3 +76,10 @@ def log_changes(changes: list[str], differ: list, where: str, kept: bool,
 
 def _short(value) -> str:
     return f'{value:.4g}' if isinstance(value, float) else repr(value)
+
+
+def same_value(a, b) -> bool:
+    """Whether two group values are equal (tensors by their contents)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+    return a == b

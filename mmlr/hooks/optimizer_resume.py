@@ -2,14 +2,13 @@
 state lands on the tensors it belongs to."""
 import copy
 
-import torch
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.optim import BaseOptimWrapper, OptimWrapperDict
 
 from ..registry import HOOKS
 from ..schedulers.base import plain
-from .config_changes import config_changes, log_changes
+from .config_changes import config_changes, log_changes, same_value
 from .optimizer_layout import (named_groups, optimizer_defaults,
                                remap_by_name, shape_mismatches)
 from .schedule_replay import replay_schedule
@@ -69,6 +68,8 @@ class OptimizerResumeHook(Hook):
     and parameters new to the optimizer start without state (both logged).
     A checkpoint without names (written without this hook) is refused when
     its group count, group sizes or state shapes differ from the config's.
+    Under DeepSpeed the values follow the config the same way; its engine
+    places the state by group position (:mod:`mmlr.deepspeed_resume`).
 
     ``tools/train.py`` adds the hook; with another entry point add it to
     ``custom_hooks``. A schedule with a plateau scheduler (``ReduceLR``,
@@ -117,9 +118,12 @@ class OptimizerResumeHook(Hook):
         wrappers = optim_wrappers(runner.optim_wrapper)
         # wrapper.param_groups: with several groups mmengine's OptimWrapper
         # adds a parameter-less group of the optimizer's defaults (logged as
-        # base_lr), which the schedulers move too.
+        # base_lr), which the schedulers move too. DeepSpeed loads the
+        # checkpoint's groups first: mmlr's strategy kept the built ones.
+        built = getattr(getattr(runner, 'strategy', None),
+                        'param_groups_before_resume', None)
         self._config_values = {
-            name: [config_values(g) for g in w.param_groups]
+            name: [config_values(g) for g in built or w.param_groups]
             for name, w in wrappers.items()
         }
         self._defaults = {
@@ -136,8 +140,9 @@ class OptimizerResumeHook(Hook):
         })
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not getattr(runner, '_resume', False) or \
-                'optimizer' not in checkpoint:
+        # DeepSpeed's: 'optim_wrapper' only, its engine loaded the optimizer
+        if not getattr(runner, '_resume', False) or not (
+                {'optimizer', 'optim_wrapper'} & set(checkpoint)):
             return  # load_from: new training from the weights
         if self._config_values is None:
             # FlexibleRunner: before before_run, and before the optimizer
@@ -146,6 +151,8 @@ class OptimizerResumeHook(Hook):
         self._resumed = True
         # mmengine writes the config's text as meta['cfg']
         self._saved_config = checkpoint.get('meta', {}).get('cfg')
+        if 'optimizer' not in checkpoint:
+            return
         wrappers = optim_wrappers(runner.optim_wrapper)
         saved = checkpoint['optimizer']
         if '' not in wrappers:
@@ -278,7 +285,7 @@ class OptimizerResumeHook(Hook):
         differ = [(i, k) for i, (old, new) in enumerate(
             zip(values[:len(wrapper.optimizer.param_groups)], targets))
                   for k in new if k in old and k in counted
-                  and not _same(old[k], new[k])]
+                  and not same_value(old[k], new[k])]
         if self.settings_from == 'checkpoint':
             if differ:
                 log_changes(changes, differ, where, kept=True)
@@ -290,9 +297,3 @@ class OptimizerResumeHook(Hook):
         if differ or changes:
             log_changes(changes, differ, where, kept=False, values=values,
                         targets=targets)
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return torch.equal(torch.as_tensor(a), torch.as_tensor(b))
-    return a == b
