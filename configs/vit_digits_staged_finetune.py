@@ -7,14 +7,9 @@
 #   bash tools/dist_train.sh configs/vit_digits_staged_finetune.py 2
 # The head is the top layer id of the layer-decay constructor (role='head'),
 # the backbone everything below it (role='backbone').
-_base_ = ['./vit_digits.py']
+# The optimizer and layer decay (0.75) are those of vit_digits_layer_decay.py.
+_base_ = ['./vit_digits_layer_decay.py']
 
-optim_wrapper = dict(
-    constructor='LayerDecayOptimWrapperConstructor',
-    optimizer=dict(
-        type='AdamW', lr=2e-3, weight_decay=0.05, betas=(0.9, 0.999)),
-    paramwise_cfg=dict(layer_decay_rate=0.75, flat_decay_mult=0.0),
-)
 param_scheduler = [
     # backbone: factor 0 in epoch 0, 1 from epoch 1 (one stair of 1 epoch)
     dict(

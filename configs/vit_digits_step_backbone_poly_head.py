@@ -3,14 +3,9 @@
 # updated every iteration (mmdet/mmseg users ask for this combination).
 # layer_decay_rate=1.0 gives every group its layer id without decaying:
 # role='head' is the top layer id, role='backbone' every id below.
-_base_ = ['./vit_digits.py']
+_base_ = ['./vit_digits_layer_decay.py']
 
-optim_wrapper = dict(
-    constructor='LayerDecayOptimWrapperConstructor',
-    optimizer=dict(
-        type='AdamW', lr=2e-3, weight_decay=0.05, betas=(0.9, 0.999)),
-    paramwise_cfg=dict(layer_decay_rate=1.0, flat_decay_mult=0.0),
-)
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=1.0))
 param_scheduler = [
     dict(
         type='GroupSelect',
