@@ -71,21 +71,16 @@ class RampMemory:
     def products(self, groups: tuple) -> list[float]:
         """For each of ``groups``, the product of the factors the ramps
         moving it applied last (1 for a ramp that has not started)."""
-        factors, product, uniform = [], 1.0, True
+        product = self._uniform_product(groups)
+        if product is not None:  # the usual list: one product for all
+            return [product] * len(groups)
+        by_group: dict[int, float] = {}
         for ref, members in self.ramps:
             ramp = ref()
             if ramp is not None and ramp._applied_factor is not None:
-                factors.append((ramp._applied_factor, members))
-                product *= ramp._applied_factor
-                uniform = uniform and members == groups
-        if uniform:
-            # the usual list: every ramp moves the same groups (a scheduler
-            # step pays one product, not one per group and ramp)
-            return [product] * len(groups)
-        by_group: dict[int, float] = {}
-        for factor, members in factors:
-            for group in members:
-                by_group[group] = by_group.get(group, 1.0) * factor
+                for group in members:
+                    by_group[group] = by_group.get(group, 1.0) * \
+                        ramp._applied_factor
         return [by_group.get(group, 1.0) for group in groups]
 
     def take_in(self, groups: tuple, param_groups: list, param: str) -> None:
