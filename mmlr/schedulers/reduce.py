@@ -163,7 +163,7 @@ class ReduceOnPlateauScheduler(ResumableScheduler):
                 self._global_step - 1, 0) < self.end:  # _in_window, inlined
             if self.monitor in metrics:
                 self._check(metrics[self.monitor])
-                iteration = (self._hub or self._message_hub()).get_info('iter')
+                iteration = self._message_hub().get_info('iter')
                 self.last_metric_iter = -1 if iteration is None else int(
                     iteration)
             elif self.strict:
