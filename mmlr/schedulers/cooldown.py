@@ -25,6 +25,11 @@ class CooldownScheduler(FactorScheduler):
 
     time_args = ('begin', 'end', 'length')
     setting_keys = ('begin', 'end', 'by_epoch', 'shape', 'min_lr_ratio')
+    # The papers' cooldown reaches its floor at ``end``, one step after its
+    # window (training with the Runner's default ``end`` never uses a step
+    # at the floor). A run that goes on holds the floor from there, not the
+    # window's last value.
+    writes_at_end = True
 
     def __init__(self, optimizer, param_name: str, shape: str = 'linear',
                  min_lr_ratio: float = 0.0, begin: int | None = None,
@@ -63,24 +68,6 @@ class CooldownScheduler(FactorScheduler):
         progress = min(t, self.length) / self.length
         return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * \
             COOLDOWN_SHAPES[self.shape](progress)
-
-    def step(self) -> None:
-        super().step()
-        if self._global_step == self.end:
-            # The papers' cooldown reaches its floor at ``end``, one step
-            # after its window (training with the Runner's default ``end``
-            # never uses a step at the floor). A run that goes on holds the
-            # floor from there, not the window's last value.
-            self.last_step += 1
-            values = self._get_value()
-            for i, (group, value) in enumerate(
-                    zip(self.optimizer.param_groups, values)):
-                group[self.param_name] = value
-                self.print_value(self.verbose, i, value)
-            self._last_value = [
-                group[self.param_name]
-                for group in self.optimizer.param_groups
-            ]
 
     def value_at(self, step: int) -> list[float]:
         if step < self.begin:

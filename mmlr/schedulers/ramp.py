@@ -72,22 +72,35 @@ class FactorScheduler(ResumableScheduler):
         """Factor for the ``t``-th step inside the window (``t >= 0``)."""
         raise NotImplementedError
 
+    #: whether the step at ``end`` still writes (a cooldown's floor)
+    writes_at_end = False
+
     def step(self) -> None:
-        """mmengine's ``step()``, without its per-group ``print_value``
-        call when not ``verbose`` (the first step keeps mmengine's own, with
-        its checks of the optimizer's stepping)."""
+        """mmengine's ``step()`` (the first one, and every one when
+        ``verbose``, is mmengine's own, with its checks of the optimizer's
+        stepping); otherwise without mmengine's per-group ``print_value``
+        call."""
         if self._global_step == 0 or self.verbose:
             super().step()
-            return
-        self._global_step += 1
+        else:
+            self._global_step += 1
+            if self.begin <= self._global_step < self.end:
+                self._write_values()
+        if self.writes_at_end and self._global_step == self.end:
+            self._write_values()
         name = self.param_name
-        if self.begin <= self._global_step < self.end:
-            self.last_step += 1
-            values = self._get_value()
-            for group, value in zip(self.optimizer.param_groups, values):
-                group[name] = value
         self._last_value = [
             group[name] for group in self.optimizer.param_groups]
+
+    def _write_values(self) -> None:
+        self.last_step += 1
+        values = self._get_value()
+        name = self.param_name
+        for group, value in zip(self.optimizer.param_groups, values):
+            group[name] = value
+        if self.verbose:
+            for i, value in enumerate(values):
+                self.print_value(True, i, value)
 
     def _get_value(self) -> list:
         self._memory.take_in(self._groups, self.optimizer.param_groups,
