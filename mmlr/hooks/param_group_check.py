@@ -4,12 +4,10 @@ import torch.nn as nn
 from mmengine.dist import all_gather_object, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
-from ..optim.param_names import strip_wrappers
 from ..registry import HOOKS
-from .optimizer_layout import group_tensors
+from .optimizer_layout import named_groups
 
 
 def _plain(value):
@@ -33,19 +31,14 @@ def group_signature(optim_wrapper, model: nn.Module) -> dict:
         these are the global groups, not the rank's shard; for DeepSpeed's
         ZeRO optimizer the model's tensors, not the rank's flat partition.
     """
-    if is_model_wrapper(model):
-        model = model.module
-    names = {id(p): strip_wrappers(n) for n, p in model.named_parameters()}
     wrappers = dict(optim_wrapper.items()) if isinstance(
         optim_wrapper, OptimWrapperDict) else {'': optim_wrapper}
     return {
         name: [{
             **{k: _plain(v)
-               for k, v in group.items() if k != 'params'}, 'params':
-            [names.get(id(p), f'<unnamed {tuple(p.shape)}>')
-             for p in tensors]
-        } for group, tensors in zip(wrapper.optimizer.param_groups,
-                                    group_tensors(wrapper.optimizer))]
+               for k, v in group.items() if k != 'params'}, 'params': names
+        } for group, names in zip(wrapper.optimizer.param_groups,
+                                  named_groups(wrapper.optimizer, model))]
         for name, wrapper in wrappers.items()
     }
 
